@@ -1,0 +1,1 @@
+"""Items: the example domain (CRUD with path, query and body parameters)."""

@@ -1,0 +1,162 @@
+"""Domain errors and the single error envelope: RFC 9457 problem details.
+
+Every failure leaves the service as ``application/problem+json``: HTTP errors (404 and 405
+included), request validation errors, the domain errors services raise, and unhandled
+exceptions, which are logged in full and answered with an opaque 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from .logs import request_id_var
+from .models import ApiModel
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class ServiceError(Exception):
+    """Base of the errors a service raises on purpose; each maps to one HTTP status."""
+
+    status_code: int = HTTPStatus.BAD_REQUEST
+    title: str = "Bad Request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(ServiceError):
+    status_code = HTTPStatus.NOT_FOUND
+    title = "Not Found"
+
+
+class ConflictError(ServiceError):
+    status_code = HTTPStatus.CONFLICT
+    title = "Conflict"
+
+
+class UnavailableError(ServiceError):
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Service Unavailable"
+
+
+class FieldProblem(ApiModel):
+    """One invalid input: what is wrong and where (a JSON pointer into the request)."""
+
+    detail: str
+    pointer: str
+
+
+class Problem(ApiModel):
+    """Problem details (RFC 9457), with the request id and, for 422, the invalid fields."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+# Declared on every operation so clients and fuzzers know what a failure looks like.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "default": {
+        "description": "Problem details (RFC 9457)",
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    },
+}
+
+
+def problem_response(
+    request: Request,
+    status_code: int,
+    *,
+    detail: str | None = None,
+    title: str | None = None,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    request_id = request_id_var.get() or getattr(request.state, "request_id", None)
+    problem = Problem(
+        title=title or HTTPStatus(status_code).phrase,
+        status=status_code,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id,
+        errors=errors,
+    )
+    response_headers = dict(headers or {})
+    if request_id:
+        response_headers[REQUEST_ID_HEADER] = request_id
+    return JSONResponse(
+        problem.model_dump(mode="json", exclude_none=True),
+        status_code=status_code,
+        headers=response_headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    return problem_response(request, exc.status_code, detail=detail, headers=exc.headers)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        request,
+        422,
+        detail="The request is not valid.",
+        errors=[_field_problem(error) for error in exc.errors()],
+    )
+
+
+async def handle_service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return problem_response(request, exc.status_code, title=exc.title, detail=exc.detail)
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette runs this handler outside every user middleware, so the request id is
+    # read from the request state the request-id middleware left behind.
+    logger.error(
+        "unhandled exception on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+    )
+    return problem_response(request, HTTPStatus.INTERNAL_SERVER_ERROR, detail="An unexpected error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, handle_http_exception)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(ServiceError, handle_service_error)
+    app.add_exception_handler(Exception, handle_unexpected_error)
+
+
+def _field_problem(error: dict[str, Any]) -> FieldProblem:
+    # Only the location and message are kept: pydantic's "input" and "ctx" can carry the
+    # submitted values, secrets included.
+    return FieldProblem(detail=str(error.get("msg", "Invalid value")), pointer=_pointer(error.get("loc", ())))
+
+
+def _pointer(location: Sequence[str | int]) -> str:
+    parts = [str(part).replace("~", "~0").replace("/", "~1") for part in location]
+    return "#/" + "/".join(parts)

@@ -1,0 +1,74 @@
+"""Process-wide resources, created once before traffic and closed after the last request.
+
+To add a resource (a database pool, a cache client), give ``Resources`` a field, open the
+resource in ``open_resources`` with ``stack.enter_async_context`` and expose it through a
+dependency in ``dependencies.py``; it is closed in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Phase(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+class Lifecycle:
+    """Where the app is in its life; readiness is true only while it is ``READY``."""
+
+    def __init__(self) -> None:
+        self.phase = Phase.STARTING
+
+    @property
+    def ready(self) -> bool:
+        return self.phase is Phase.READY
+
+    def begin_draining(self) -> None:
+        """Called as soon as shutdown begins, so load balancers stop sending traffic."""
+        if self.phase is not Phase.STOPPED:
+            self.phase = Phase.DRAINING
+
+
+@dataclass(frozen=True)
+class Resources:
+    http_client: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    async with AsyncExitStack() as stack:
+        http_client = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
+        )
+        yield Resources(http_client=http_client)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    lifecycle: Lifecycle = app.state.lifecycle
+    lifecycle.phase = Phase.STARTING
+    async with open_resources(app.state.settings) as resources:
+        app.state.resources = resources
+        lifecycle.phase = Phase.READY
+        logger.info("service ready")
+        try:
+            yield
+        finally:
+            lifecycle.begin_draining()
+            logger.info("service shutting down")
+    lifecycle.phase = Phase.STOPPED

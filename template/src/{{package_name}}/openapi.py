@@ -1,0 +1,86 @@
+"""The OpenAPI document and the docs pages, served from bytes computed once.
+
+Production serves the document the build stored; development generates it from the code
+on first use. Either way ``/openapi.json`` answers with stored bytes, never re-serialising
+a document that can weigh megabytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, Response
+from pydantic.json_schema import models_json_schema
+
+from .errors import Problem
+
+OPENAPI_URL = "/openapi.json"
+DOCS_URL = "/docs"
+
+
+def generate_document(app: FastAPI) -> bytes:
+    """The document FastAPI generates for ``app``, plus the problem-details schema every
+    operation's default response refers to."""
+    # FastAPI's own generator: ``app.openapi`` itself is replaced by ``install_docs``.
+    document = dict(FastAPI.openapi(app))
+    _, definitions = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
+    components = dict(document.get("components", {}))
+    components["schemas"] = {**components.get("schemas", {}), **definitions.get("$defs", {})}
+    document["components"] = components
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class OpenApiDocument:
+    """The document's bytes, produced by ``source`` on first use and kept, with one
+    variant per root path."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], bytes] | None = None
+        self._by_root_path: dict[str, bytes] = {}
+
+    def bytes_for(self, root_path: str) -> bytes:
+        document = self._by_root_path.get(root_path)
+        if document is None:
+            if self.source is None:
+                raise RuntimeError("the OpenAPI document has no source yet")
+            document = self._by_root_path.get("") or self.source()
+            self._by_root_path[""] = document
+            if root_path:
+                # Behind a proxy prefix the document names it as its server, as FastAPI does.
+                # The service declares no servers of its own, so the key is simply prepended.
+                server = json.dumps([{"url": root_path}]).encode()
+                document = b'{"servers":' + server + b"," + document[1:]
+            self._by_root_path[root_path] = document
+        return document
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(self.bytes_for(""))
+
+
+def install_docs(app: FastAPI, document: OpenApiDocument) -> None:
+    app.openapi = document.as_dict  # type: ignore[method-assign]
+
+    async def openapi(request: Request) -> Response:
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        return Response(document.bytes_for(root_path), media_type="application/json")
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root_path + OPENAPI_URL,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=root_path + DOCS_URL + "/oauth2-redirect",
+        )
+
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.add_api_route(OPENAPI_URL, openapi, include_in_schema=False, name="openapi")
+    app.add_api_route(DOCS_URL, swagger_ui, include_in_schema=False, name="swagger_ui_html")
+    app.add_api_route(
+        DOCS_URL + "/oauth2-redirect", swagger_ui_redirect, include_in_schema=False, name="swagger_ui_redirect"
+    )

@@ -1,0 +1,1 @@
+"""Per-domain routing: discovery and validation, the build manifest, lazy mounting, docs."""

@@ -1,0 +1,273 @@
+"""Discovering the domains and validating their routes.
+
+A domain is a package under ``domains/`` whose ``router`` module defines ``router``, an
+``APIRouter`` carrying the domain's prefix. Scanning imports every domain once; the build
+step runs it and stores the result, so production never has to.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.routing import iter_route_contexts
+
+from .paths import may_overlap, template_segments
+
+ROUTER_MODULE = "router"
+ROUTER_ATTRIBUTE = "router"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    methods: tuple[str, ...]
+    name: str
+    websocket: bool = False
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    module: str
+    attribute: str
+    prefix: str
+    routes: tuple[RouteSpec, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    domains: tuple[DomainSpec, ...]
+
+    @property
+    def route_count(self) -> int:
+        return sum(len(domain.routes) for domain in self.domains)
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class RouteProblem:
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+class RouteValidationError(Exception):
+    """The domains' routes cannot be served as they are; every problem is listed."""
+
+    def __init__(self, problems: Sequence[RouteProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """A route as declared in the source, for validation messages."""
+
+    domain: str
+    spec: RouteSpec
+    location: Location
+
+
+def discover_domains(domains_package: str) -> list[str]:
+    package = importlib.import_module(domains_package)
+    return sorted(
+        module.name
+        for module in pkgutil.iter_modules(package.__path__)
+        if module.ispkg and not module.name.startswith("_")
+    )
+
+
+def scan(domains_package: str, reserved: Iterable[RouteSpec] = ()) -> Catalog:
+    """Import every domain and validate its routes against each other and ``reserved``
+    (the service's own routes, such as health and docs)."""
+    problems: list[RouteProblem] = []
+    domains: list[DomainSpec] = []
+    declared: list[_Declared] = [_Declared("the service", spec, Location("<service>", 0)) for spec in reserved]
+    router_locations: dict[str, Location] = {}
+
+    for name in discover_domains(domains_package):
+        module_name = f"{domains_package}.{name}.{ROUTER_MODULE}"
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # any error in a domain must fail the build, not crash it
+            problems.append(_import_problem(module_name, exc))
+            continue
+
+        router = getattr(module, ROUTER_ATTRIBUTE, None)
+        router_location = _router_location(module)
+        if not isinstance(router, APIRouter):
+            problems.append(
+                RouteProblem(router_location, f"{module_name} must define `{ROUTER_ATTRIBUTE} = APIRouter(...)`")
+            )
+            continue
+        if getattr(router, "on_startup", None) or getattr(router, "on_shutdown", None):
+            problems.append(
+                RouteProblem(
+                    router_location,
+                    f"domain {name!r} declares startup or shutdown handlers; "
+                    "process-wide resources belong in lifespan.py",
+                )
+            )
+
+        routes = [
+            (_route_spec(context), _endpoint_location(context.endpoint, router_location))
+            for context in iter_route_contexts(router.routes)
+        ]
+        if not routes:
+            problems.append(RouteProblem(router_location, f"domain {name!r} has no routes"))
+            continue
+        router_locations[name] = router_location
+        declared.extend(_Declared(name, spec, location) for spec, location in routes)
+        domains.append(
+            DomainSpec(
+                name=name,
+                module=module_name,
+                attribute=ROUTER_ATTRIBUTE,
+                prefix=router.prefix,
+                routes=tuple(spec for spec, _ in routes),
+            )
+        )
+
+    problems.extend(_prefix_overlaps(domains, router_locations))
+    problems.extend(_route_conflicts(declared))
+    if problems:
+        raise RouteValidationError(problems)
+    return Catalog(tuple(domains))
+
+
+def _route_spec(context: object) -> RouteSpec:
+    methods = getattr(context, "methods", None) or ()
+    return RouteSpec(
+        path=str(getattr(context, "path", "")),
+        methods=tuple(sorted(methods)),
+        name=str(getattr(context, "name", "")),
+        websocket=not methods,
+    )
+
+
+def _prefix_overlaps(domains: Sequence[DomainSpec], locations: dict[str, Location]) -> list[RouteProblem]:
+    """Two domains may not share a prefix, nor may one prefix extend another: each request
+    path must lead to exactly one domain without importing any."""
+    by_prefix: dict[tuple[str, ...], list[DomainSpec]] = defaultdict(list)
+    for domain in domains:
+        if domain.prefix:
+            by_prefix[template_segments(domain.prefix)].append(domain)
+    problems = []
+    for segments, owners in by_prefix.items():
+        first = owners[0]
+        for domain in owners[1:]:
+            problems.append(
+                RouteProblem(
+                    locations[domain.name],
+                    f"domain {domain.name!r} has the same prefix {domain.prefix!r} as domain {first.name!r}",
+                )
+            )
+        for length in range(1, len(segments)):
+            for outer in by_prefix.get(segments[:length], ()):
+                problems.append(
+                    RouteProblem(
+                        locations[first.name],
+                        f"prefix {first.prefix!r} of domain {first.name!r} lies inside "
+                        f"prefix {outer.prefix!r} of domain {outer.name!r}",
+                    )
+                )
+    return problems
+
+
+def _route_conflicts(declared: Sequence[_Declared]) -> list[RouteProblem]:
+    """Duplicate routes anywhere, and routes of different domains that could both match
+    one request path (lazy dispatch must know the domain from the path alone)."""
+    problems = []
+    first_by_key: dict[tuple[str, tuple[str, ...]], _Declared] = {}
+    for route in declared:
+        shape = template_segments(route.spec.path)
+        for method in route.spec.methods or ("WEBSOCKET",):
+            key = (method, shape)
+            first = first_by_key.setdefault(key, route)
+            if first is not route:
+                problems.append(
+                    RouteProblem(
+                        route.location,
+                        f"duplicate route {method} {route.spec.path} (domain {route.domain!r}); "
+                        f"already declared at {first.location} (domain {first.domain!r})",
+                    )
+                )
+
+    # Compare only routes that share a first segment (or have a parameter there).
+    buckets: dict[str, list[tuple[tuple[str, ...], _Declared]]] = defaultdict(list)
+    for route in declared:
+        shape = template_segments(route.spec.path)
+        buckets[shape[0] if shape and "{" not in shape[0] else "{"].append((shape, route))
+    reported: set[frozenset[int]] = set()
+    for key, members in buckets.items():
+        candidates = members + (buckets.get("{", []) if key != "{" else [])
+        for shape, route in members:
+            for other_shape, other in candidates:
+                pair = frozenset((id(route), id(other)))
+                if other.domain == route.domain or pair in reported:
+                    continue
+                if shape == other_shape and set(route.spec.methods) & set(other.spec.methods):
+                    continue  # reported as a duplicate above
+                if may_overlap(shape, other_shape):
+                    reported.add(pair)
+                    problems.append(
+                        RouteProblem(
+                            route.location,
+                            f"route {route.spec.path} (domain {route.domain!r}) can match the same "
+                            f"requests as {other.spec.path} at {other.location} (domain {other.domain!r})",
+                        )
+                    )
+    return problems
+
+
+def _import_problem(module_name: str, exc: Exception) -> RouteProblem:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return RouteProblem(Location(exc.filename, exc.lineno or 0), f"SyntaxError: {exc.msg}")
+    frames = traceback.extract_tb(exc.__traceback__)
+    package_root = module_name.split(".")[0]
+    # The innermost frame in the service's own code is where the mistake is.
+    own = [frame for frame in frames if f"/{package_root}/" in frame.filename.replace("\\", "/")]
+    frame = (own or frames)[-1] if (own or frames) else None
+    location = Location(frame.filename, frame.lineno or 0) if frame else Location(module_name, 0)
+    return RouteProblem(location, f"cannot import {module_name}: {type(exc).__name__}: {exc}")
+
+
+def _endpoint_location(endpoint: object, fallback: Location) -> Location:
+    function = inspect.unwrap(endpoint) if callable(endpoint) else None  # type: ignore[arg-type]
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return fallback
+    return Location(code.co_filename, code.co_firstlineno)
+
+
+def _router_location(module: object) -> Location:
+    file = getattr(module, "__file__", None) or "<unknown>"
+    try:
+        tree = ast.parse(Path(file).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return Location(file, 1)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(target, ast.Name) and target.id == ROUTER_ATTRIBUTE for target in targets):
+                return Location(file, node.lineno)
+    return Location(file, 1)

@@ -1,0 +1,72 @@
+"""``new-domain``: create a domain package and its tests from the templates in ``_scaffold``."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from .app import PACKAGE_ROOT
+
+TEMPLATES = PACKAGE_ROOT / "_scaffold"
+DOMAIN_FILES = ("__init__.py", "router.py", "schemas.py", "service.py", "dependencies.py")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_RESERVED = frozenset({"health", "docs", "openapi", "test", "tests"})
+
+
+class ScaffoldError(Exception):
+    """The domain cannot be created as asked; nothing was written."""
+
+
+@dataclass(frozen=True)
+class NewDomain:
+    name: str
+    package: Path
+    tests: Path
+
+
+def new_domain(name: str, project_root: Path | None = None) -> NewDomain:
+    _check_name(name)
+    package = PACKAGE_ROOT / "domains" / name
+    if package.exists():
+        raise ScaffoldError(f"domain {name!r} already exists at {package}")
+    root = project_root or _project_root()
+    tests = root / "tests" / "domains" / name
+    if tests.exists():
+        raise ScaffoldError(f"tests for domain {name!r} already exist at {tests}")
+
+    values = {
+        "name": name,
+        "title": name.replace("_", " ").capitalize(),
+        "model": "".join(part.capitalize() for part in name.split("_")),
+        "prefix": name.replace("_", "-"),
+    }
+    rendered = {package / file: _render(file, values) for file in DOMAIN_FILES}
+    rendered[tests / "test_router.py"] = _render("test_router.py", values)
+    for path, content in rendered.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    return NewDomain(name=name, package=package, tests=tests)
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name) or name.endswith("_") or "__" in name:
+        raise ScaffoldError(
+            f"{name!r} is not a valid domain name: use lowercase letters, digits and single "
+            "underscores, starting with a letter (e.g. 'orders' or 'shipping_rates')"
+        )
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _RESERVED:
+        raise ScaffoldError(f"{name!r} is reserved; choose another domain name")
+
+
+def _render(file: str, values: dict[str, str]) -> str:
+    return Template((TEMPLATES / f"{file}.tmpl").read_text(encoding="utf-8")).substitute(values)
+
+
+def _project_root() -> Path:
+    for directory in PACKAGE_ROOT.parents:
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    raise ScaffoldError("new-domain runs from the project checkout; no pyproject.toml was found above the package")

@@ -1,0 +1,55 @@
+"""Running the app under uvicorn: one worker, graceful drain, readiness off at SIGTERM."""
+
+from __future__ import annotations
+
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from .lifespan import Lifecycle
+from .settings import Settings
+
+
+class Server(uvicorn.Server):
+    """Stops reporting ready the moment a shutdown signal arrives.
+
+    uvicorn runs the lifespan shutdown only after in-flight requests finish, which is too
+    late for readiness: probes must fail while the drain is still under way.
+    """
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.lifecycle.begin_draining()
+        super().handle_exit(sig, frame)
+
+
+def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=1,
+        log_config=None,  # logging is configured once, by the service
+        access_log=False,  # the timing middleware logs each request, with its id
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        server_header=False,
+    )
+    Server(config, app.state.lifecycle).run()
+
+
+def serve_with_reload(settings: Settings, *, host: str, port: int, factory: str) -> None:
+    """Development only: restart on code changes (the app is re-created from the environment)."""
+    uvicorn.run(
+        factory,
+        factory=True,
+        reload=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+    )
