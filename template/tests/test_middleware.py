@@ -18,9 +18,9 @@ def test_safe_incoming_request_id_is_echoed(client: TestClient) -> None:
     assert response.headers["x-request-id"] == "edge-7f3a.42:1"
 
 
-@pytest.mark.parametrize("unsafe", ["a b", "x" * 129, "id\u00e9", "<script>", ""])
+@pytest.mark.parametrize("unsafe", ["a b", "x" * 129, "id;drop", "<script>", ""])
 def test_unsafe_incoming_request_id_is_replaced(client: TestClient, unsafe: str) -> None:
-    response = client.get("/health/live", headers={"X-Request-ID": unsafe.encode("utf-8").decode("latin-1")})
+    response = client.get("/health/live", headers={"X-Request-ID": unsafe})
     assert response.headers["x-request-id"] != unsafe
     assert len(response.headers["x-request-id"]) == 32
 

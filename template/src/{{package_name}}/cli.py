@@ -60,7 +60,8 @@ def _build(args: argparse.Namespace) -> int:
     from .build import build
     from .settings import load_settings
 
-    built, made = build(load_settings(), force=args.force)
+    # The build does not depend on where it will run: it is made as production will load it.
+    built, made = build(load_settings(environment="production"), force=args.force)
     info = built.info
     verb = "Built" if made else "Up to date:"
     print(f"{verb} {info.domain_count} domains, {info.route_count} routes -> {built.directory}")

@@ -84,6 +84,7 @@ class TimingMiddleware:
                 scope["path"],
                 status_code,
                 extra={
+                    "request_id": request_id_var.get(),
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status_code,

@@ -33,6 +33,7 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
         host=host,
         port=port,
         workers=1,
+        root_path=settings.root_path,
         log_config=None,  # logging is configured once, by the service
         access_log=False,  # the timing middleware logs each request, with its id
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
@@ -47,6 +48,7 @@ def serve_with_reload(settings: Settings, *, host: str, port: int, factory: str)
         factory,
         factory=True,
         reload=True,
+        root_path=settings.root_path,
         host=host,
         port=port,
         log_config=None,
