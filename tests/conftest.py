@@ -85,6 +85,11 @@ def sync(project: Path, python_version: str = "3.11") -> Path:
     return project
 
 
+def project_python(project: Path) -> Path:
+    """The project's own interpreter: run directly (not via ``uv run``) so signals reach it."""
+    return project / ".venv" / "bin" / "python"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

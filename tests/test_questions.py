@@ -1,0 +1,92 @@
+"""The questions are a public contract: names, defaults, choices, validators."""
+
+from __future__ import annotations
+
+import keyword
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+
+from conftest import DEFAULT_ANSWERS, TEMPLATE_ROOT
+
+CONFIG = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+QUESTIONS = {name: spec for name, spec in CONFIG.items() if not name.startswith("_") and spec.get("when") is not False}
+
+
+def test_question_names_are_the_contract() -> None:
+    assert list(QUESTIONS) == [
+        "project_name",
+        "package_name",
+        "description",
+        "author_name",
+        "author_email",
+        "python_version",
+        "deploy_targets",
+        "example_domain",
+    ]
+
+
+def test_every_question_has_help() -> None:
+    assert all(spec.get("help", "").strip() for spec in QUESTIONS.values())
+
+
+def test_choices_and_defaults() -> None:
+    assert QUESTIONS["python_version"]["choices"] == ["3.11", "3.12", "3.13"]
+    assert QUESTIONS["python_version"]["default"] == "3.11"
+    assert sorted(QUESTIONS["deploy_targets"]["choices"].values()) == ["docker", "kubernetes", "lambda"]
+    assert QUESTIONS["deploy_targets"]["multiselect"] is True
+    assert QUESTIONS["deploy_targets"]["default"] == []
+    assert QUESTIONS["example_domain"] == {**QUESTIONS["example_domain"], "type": "bool", "default": True}
+
+
+def test_copier_settings() -> None:
+    assert CONFIG["_subdirectory"] == "template"
+    assert CONFIG["_answers_file"] == ".copier-answers.yml"
+    assert "_min_copier_version" in CONFIG
+    assert "{{ package_name }} serve" in CONFIG["_message_after_copy"]
+
+
+@pytest.mark.parametrize(
+    ("project_name", "package_name"),
+    [("Acme Orders", "acme_orders"), ("  Billing -- API v2 ", "billing_api_v2"), ("3D Prints", "svc_3d_prints")],
+)
+def test_package_name_is_derived(tmp_path: Path, project_name: str, package_name: str) -> None:
+    copier.run_copy(
+        str(TEMPLATE_ROOT), tmp_path, data={"project_name": project_name}, defaults=True, quiet=True, skip_tasks=True
+    )
+    answers = yaml.safe_load((tmp_path / ".copier-answers.yml").read_text())
+    assert answers["package_name"] == package_name
+    assert (tmp_path / "src" / package_name / "app.py").is_file()
+
+
+REFUSED = {
+    "package_name": ["class", "match", "json", "asyncio", "fastapi", "pydantic", "Acme", "9lives", "acme-orders", ""],
+    "project_name": ["   "],
+    "author_email": ["not-an-email", "a@b"],
+    "python_version": ["3.10"],
+}
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"), [(question, answer) for question, answers in REFUSED.items() for answer in answers]
+)
+def test_bad_answer_is_refused_and_nothing_is_written(tmp_path: Path, question: str, answer: str) -> None:
+    destination = tmp_path / "service"
+    with pytest.raises(ValueError) as refused:
+        copier.run_copy(
+            str(TEMPLATE_ROOT),
+            destination,
+            data={**DEFAULT_ANSWERS, question: answer},
+            defaults=True,
+            quiet=True,
+            skip_tasks=True,
+        )
+    assert str(refused.value).strip()
+    assert not destination.exists() or not any(destination.iterdir())
+
+
+def test_every_keyword_is_reserved() -> None:
+    reserved = set(CONFIG["reserved_package_names"]["default"].split())
+    assert set(keyword.kwlist) - {"False", "None", "True"} <= reserved

@@ -1,0 +1,84 @@
+"""Render every variant with real Copier and run each rendered project's own checks.
+
+Each deploy-target combination is rendered once; the three Python versions and the
+``example_domain`` answer are spread over those renders, so every answer is exercised
+without rendering the full cross product.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import leftover_markup, render, sync, uv
+
+VARIANTS = {
+    "no-example-3.13": {"python_version": "3.13", "deploy_targets": [], "example_domain": False},
+    "docker-3.12": {"python_version": "3.12", "deploy_targets": ["docker"]},
+    "lambda-3.13": {"python_version": "3.13", "deploy_targets": ["lambda"]},
+    "kubernetes-no-example-3.11": {"python_version": "3.11", "deploy_targets": ["kubernetes"], "example_domain": False},
+    "docker-lambda-3.12": {"python_version": "3.12", "deploy_targets": ["docker", "lambda"]},
+    "docker-kubernetes-3.13": {"python_version": "3.13", "deploy_targets": ["docker", "kubernetes"]},
+    "lambda-kubernetes-3.11": {"python_version": "3.11", "deploy_targets": ["lambda", "kubernetes"]},
+    "all-targets-no-example-3.12": {
+        "python_version": "3.12",
+        "deploy_targets": ["docker", "lambda", "kubernetes"],
+        "example_domain": False,
+    },
+}
+
+
+def check_project(project: Path) -> str:
+    """The rendered project's own checks; returns pytest's summary line."""
+    assert leftover_markup(project) == []
+    uv(project, "run", "ruff", "check", ".")
+    uv(project, "run", "ruff", "format", "--check", ".")
+    result = uv(project, "run", "pytest", "-q", "-p", "no:cacheprovider")
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert "failed" not in summary
+    assert "error" not in summary
+    return summary
+
+
+@pytest.mark.slow
+def test_default_project_passes_its_own_checks(default_project: Path) -> None:
+    check_project(default_project)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_variant_passes_its_own_checks(tmp_path: Path, answers: dict) -> None:
+    project = sync(render(tmp_path / "service", **answers), answers["python_version"])
+    check_project(project)
+    version = uv(project, "run", "python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").stdout.strip()
+    assert version == answers["python_version"]
+    has_example = (project / "src" / "acme_orders" / "domains" / "items").exists()
+    assert has_example is answers.get("example_domain", True)
+    assert (project / "tests" / "domains" / "items").exists() is has_example
+
+
+def test_defaults_equal_explicit_answers(tmp_path: Path) -> None:
+    implicit = render(tmp_path / "implicit")
+    explicit = render(
+        tmp_path / "explicit",
+        package_name="acme_orders",
+        description="Acme Orders: a FastAPI service.",
+        author_name="Platform Team",
+        author_email="platform@example.com",
+        python_version="3.11",
+        deploy_targets=[],
+        example_domain=True,
+    )
+    files = sorted(path.relative_to(implicit) for path in implicit.rglob("*") if path.is_file())
+    assert files == sorted(path.relative_to(explicit) for path in explicit.rglob("*") if path.is_file())
+    for relative in files:
+        assert (implicit / relative).read_bytes() == (explicit / relative).read_bytes(), relative
+
+
+def test_no_target_leaves_no_deployment_files(default_project: Path) -> None:
+    assert not (default_project / "deploy").exists()
+    assert not (default_project / "Dockerfile").exists()
+    assert not (default_project / ".dockerignore").exists()
+    assert not list(default_project.rglob("lambda_handler.py"))
