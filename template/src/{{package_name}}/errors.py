@@ -89,7 +89,7 @@ def problem_response(
     errors: list[FieldProblem] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    request_id = request_id_var.get() or getattr(request.state, "request_id", None)
+    request_id = request_id_var.get()
     problem = Problem(
         title=title or HTTPStatus(status_code).phrase,
         status=status_code,
@@ -98,13 +98,10 @@ def problem_response(
         request_id=request_id,
         errors=errors,
     )
-    response_headers = dict(headers or {})
-    if request_id:
-        response_headers[REQUEST_ID_HEADER] = request_id
     return JSONResponse(
         problem.model_dump(mode="json", exclude_none=True),
         status_code=status_code,
-        headers=response_headers,
+        headers=headers,
         media_type=PROBLEM_MEDIA_TYPE,
     )
 
@@ -132,15 +129,7 @@ async def handle_service_error(request: Request, exc: Exception) -> JSONResponse
 
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette runs this handler outside every user middleware, so the request id is
-    # read from the request state the request-id middleware left behind.
-    logger.error(
-        "unhandled exception on %s %s",
-        request.method,
-        request.url.path,
-        exc_info=exc,
-        extra={"request_id": getattr(request.state, "request_id", None)},
-    )
+    logger.error("unhandled exception on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(request, HTTPStatus.INTERNAL_SERVER_ERROR, detail="An unexpected error occurred.")
 
 
