@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
+import httpx2
 from fastapi import Depends, Request
 
 from .settings import Settings
@@ -14,9 +14,9 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_http_client(request: Request) -> httpx.AsyncClient:
+def get_http_client(request: Request) -> httpx2.AsyncClient:
     return request.app.state.resources.http_client
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
-HttpClient = Annotated[httpx.AsyncClient, Depends(get_http_client)]
+HttpClient = Annotated[httpx2.AsyncClient, Depends(get_http_client)]

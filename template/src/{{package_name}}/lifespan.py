@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 
 from .settings import Settings
@@ -46,14 +46,14 @@ class Lifecycle:
 
 @dataclass(frozen=True)
 class Resources:
-    http_client: httpx.AsyncClient
+    http_client: httpx2.AsyncClient
 
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     async with AsyncExitStack() as stack:
         http_client = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
+            httpx2.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
         )
         yield Resources(http_client=http_client)
 

@@ -11,10 +11,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, Response
 from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.routing import Route
 
 from .errors import Problem
 
@@ -76,11 +78,14 @@ def install_docs(app: FastAPI, document: OpenApiDocument) -> None:
             oauth2_redirect_url=root_path + DOCS_URL + "/oauth2-redirect",
         )
 
-    async def swagger_ui_redirect() -> HTMLResponse:
+    async def swagger_ui_redirect(request: Request) -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
-    app.add_api_route(OPENAPI_URL, openapi, include_in_schema=False, name="openapi")
-    app.add_api_route(DOCS_URL, swagger_ui, include_in_schema=False, name="swagger_ui_html")
-    app.add_api_route(
-        DOCS_URL + "/oauth2-redirect", swagger_ui_redirect, include_in_schema=False, name="swagger_ui_redirect"
+    # Plain Starlette routes, like the health probes: nothing to validate, no schema.
+    app.router.routes.extend(
+        [
+            Route(OPENAPI_URL, openapi, methods=["GET"], name="openapi"),
+            Route(DOCS_URL, swagger_ui, methods=["GET"], name="swagger_ui_html"),
+            Route(DOCS_URL + "/oauth2-redirect", swagger_ui_redirect, methods=["GET"], name="swagger_ui_redirect"),
+        ]
     )

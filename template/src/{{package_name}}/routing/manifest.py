@@ -1,9 +1,14 @@
 """The build: a versioned route manifest and the prebuilt OpenAPI document.
 
-``python -m <package> build`` writes both into ``<package>/_build/``. The manifest records a
-fingerprint of every Python file of the package; the build is *stale* as soon as one of
-them is added, removed or changed. Production refuses a missing, corrupt or stale build;
-development falls back to scanning the code.
+``python -m <package> build`` writes both into ``<package>/_build/``, with a fingerprint of
+every Python file of the package; the build is *stale* as soon as one of them is added,
+removed or changed. Production refuses a missing, corrupt or stale build; development falls
+back to scanning the code.
+
+Checking freshness must stay cheap at any number of domains: the manifest holds every
+file's size and modification time, compared with one walk of the package. Only when they
+differ (a fresh checkout, a touched file) are the files whose time moved hashed and compared
+with the content digests kept in a separate file.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from .catalog import Catalog, DomainSpec, RouteSpec
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+FINGERPRINT_FILE = "fingerprint.json"
 OPENAPI_FILE = "openapi.json"
 BUILD_DIRECTORY = "_build"
 
+# path relative to the package -> [size, mtime in ns], as JSON gives it back
+Listing = dict[str, list[int]]
 # path relative to the package -> (size, mtime in ns, sha256 of the content)
 Fingerprint = dict[str, tuple[int, int, str]]
 
@@ -74,7 +82,10 @@ def build_directory(package_root: Path) -> Path:
 
 
 def fingerprint(package_root: Path) -> Fingerprint:
-    return {path: (*_stat(package_root / path), _sha256(package_root / path)) for path in _sources(package_root)}
+    return {
+        path: (size, mtime_ns, _sha256(package_root / path))
+        for path, (size, mtime_ns) in _listing(package_root).items()
+    }
 
 
 def write_build(
@@ -99,14 +110,17 @@ def write_build(
         openapi_sha256=hashlib.sha256(openapi_document).hexdigest(),
         openapi_bytes=len(openapi_document),
     )
+    sources = fingerprint(package_root)
     manifest = {
         **asdict(info),
-        "fingerprint": fingerprint(package_root),
+        "sources": {path: [size, mtime_ns] for path, (size, mtime_ns, _) in sources.items()},
         "domains": [asdict(domain) for domain in catalog.domains],
     }
-    # Written to temporary names and renamed, so a reader never sees half a build.
+    # Written to temporary names and renamed, the manifest last, so a reader never sees
+    # half a build.
     _write_atomically(directory / OPENAPI_FILE, openapi_document)
-    _write_atomically(directory / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+    _write_atomically(directory / FINGERPRINT_FILE, json.dumps(sources).encode())
+    _write_atomically(directory / MANIFEST_FILE, json.dumps(manifest, separators=(",", ":")).encode())
     (directory / ".gitignore").write_text("*\n")
     return Build(directory, info, catalog)
 
@@ -124,7 +138,7 @@ def load_build(package_root: Path) -> Build:
         if manifest.get("format") != FORMAT_VERSION:
             raise BuildCorrupt(f"{path} has format {manifest.get('format')!r}, expected {FORMAT_VERSION}")
         info = BuildInfo(**{key: manifest[key] for key in BuildInfo.__dataclass_fields__})
-        recorded = {key: tuple(value) for key, value in manifest["fingerprint"].items()}
+        recorded_sources = manifest["sources"]
         catalog = Catalog(tuple(_domain(entry) for entry in manifest["domains"]))
     except BuildError:
         raise
@@ -134,45 +148,54 @@ def load_build(package_root: Path) -> Build:
     openapi = directory / OPENAPI_FILE
     if not openapi.is_file() or openapi.stat().st_size != info.openapi_bytes:
         raise BuildCorrupt(f"{openapi} is missing or truncated")
-    changed = _changes(package_root, recorded)
+    listing = _listing(package_root)
+    if listing == recorded_sources:
+        return Build(directory, info, catalog)
+    changed = _changes(package_root, listing, _read_fingerprint(directory))
     if changed:
         listed = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise BuildStale(f"the code changed since the build ({listed})")
     return Build(directory, info, catalog)
 
 
-def _changes(package_root: Path, recorded: dict[str, Any]) -> list[str]:
-    """Files added, removed or modified since ``recorded`` was taken.
-
-    Size and modification time are compared first; only a file whose time moved but whose
-    size did not is hashed, so a fresh checkout of unchanged code is not reported stale.
-    """
-    current = _sources(package_root)
-    changed = sorted(set(recorded).symmetric_difference(current))
-    for path in current:
+def _changes(package_root: Path, listing: Listing, recorded: Fingerprint) -> list[str]:
+    """Files added, removed or modified since ``recorded`` was taken; a file whose time
+    moved but whose size did not is hashed, so a fresh checkout is not reported stale."""
+    changed = sorted(set(recorded).symmetric_difference(listing))
+    for path, (size, mtime_ns) in listing.items():
         if path not in recorded:
             continue
-        size, mtime_ns, digest = recorded[path]
-        now_size, now_mtime_ns = _stat(package_root / path)
-        if now_size != size or (now_mtime_ns != mtime_ns and _sha256(package_root / path) != digest):
+        recorded_size, recorded_mtime_ns, digest = recorded[path]
+        if size != recorded_size or (mtime_ns != recorded_mtime_ns and _sha256(package_root / path) != digest):
             changed.append(path)
     return changed
 
 
-def _sources(package_root: Path) -> list[str]:
-    found = []
-    for directory, subdirectories, files in os.walk(package_root):
-        subdirectories[:] = [name for name in subdirectories if name not in (BUILD_DIRECTORY, "__pycache__")]
-        relative = os.path.relpath(directory, package_root)
-        for name in files:
-            if name.endswith(".py"):
-                found.append(name if relative == "." else f"{relative}/{name}".replace(os.sep, "/"))
+def _read_fingerprint(directory: Path) -> Fingerprint:
+    path = directory / FINGERPRINT_FILE
+    try:
+        return {
+            name: (size, mtime_ns, digest) for name, (size, mtime_ns, digest) in json.loads(path.read_bytes()).items()
+        }
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise BuildCorrupt(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _listing(package_root: Path) -> Listing:
+    """Size and modification time of every Python file of the package, but the build's."""
+    found: Listing = {}
+    pending = [(package_root, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in (BUILD_DIRECTORY, "__pycache__"):
+                        pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
+                elif entry.name.endswith(".py"):
+                    status = entry.stat()
+                    found[prefix + entry.name] = [status.st_size, status.st_mtime_ns]
     return found
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    status = path.stat()
-    return status.st_size, status.st_mtime_ns
 
 
 def _sha256(path: Path) -> str:
