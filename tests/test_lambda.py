@@ -1,0 +1,182 @@
+"""The AWS Lambda deploy target.
+
+Rendered with ``deploy_targets=["lambda"]``, the service's own suite runs its handler under
+the real Lambda runtime client (``awslambdaric``) for every event source, the SAM template
+lints clean with ``cfn-lint``, and the artifact ``deploy/lambda/package.sh`` builds serves
+events once unpacked as Lambda unpacks it. Rendered without the target, nothing of it is
+there: no handler, no ``deploy/``, no tests, no dependency.
+"""
+
+from __future__ import annotations
+
+import calendar
+import importlib.util
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+import yaml
+from conftest import PACKAGE, leftover_markup, render, run, sync, uv, uv_environment
+
+RUNTIME_API = Path("tests") / "aws_lambda" / "runtime_api.py"
+SAM_TEMPLATE = Path("deploy") / "lambda" / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def lambda_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sync(render(tmp_path_factory.mktemp("lambda") / "acme-orders", deploy_targets=["lambda"]))
+
+
+def load_runtime_api(project: Path) -> ModuleType:
+    """The rendered project's Runtime API helpers (standard library only), by path."""
+    spec = importlib.util.spec_from_file_location(f"runtime_api_{id(project)}", project / RUNTIME_API)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (``!Ref``, ``!If``...) kept as ``{tag: value}``."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {f"!{suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _tagged)
+
+
+def cfn_lint(template: Path) -> None:
+    executable = shutil.which("cfn-lint", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    assert executable, "cfn-lint is missing: pip install -r tests/requirements.txt"
+    # Informational checks included: nothing at all may be reported.
+    run([executable, "--include-checks", "I", "--", str(template)], cwd=template.parent)
+
+
+@pytest.mark.slow
+def test_the_projects_own_suite_runs_the_handler_under_the_runtime_client(lambda_project: Path) -> None:
+    assert leftover_markup(lambda_project) == []
+    uv(lambda_project, "run", "ruff", "check", ".")
+    uv(lambda_project, "run", "ruff", "format", "--check", ".")
+    report = lambda_project / "junit.xml"
+    uv(lambda_project, "run", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}")
+    cases = ElementTree.parse(report).getroot().iter("testcase")
+    lambda_cases = [case for case in cases if "aws_lambda" in (case.get("classname") or "")]
+    names = {case.get("name", "").split("[")[0] for case in lambda_cases}
+    assert {
+        "test_events_match_the_sources_models",
+        "test_each_source_is_served",
+        "test_problem_details_for_unknown_paths",
+        "test_an_unhandled_error_is_an_opaque_500",
+        "test_an_event_from_no_http_source_is_an_invocation_error",
+        "test_domains_are_imported_on_their_first_request_only",
+        "test_the_lifespan_runs_once_across_100_invocations",
+        "test_a_stage_prefix_is_stripped_and_kept_as_root_path",
+        "test_a_bad_setting_fails_the_init_with_its_name",
+        "test_production_init_fails_without_a_build",
+        "test_snapstart_reopens_the_resources_after_restore",
+        "test_sigterm_runs_the_lifespan_shutdown",
+    } <= names
+    assert not [case for case in lambda_cases if list(case)], "a Lambda test failed or was skipped"
+
+
+@pytest.mark.parametrize("python_version", ["3.11", "3.12"])
+def test_the_sam_template_lints_clean(tmp_path: Path, python_version: str) -> None:
+    project = render(tmp_path / "service", deploy_targets=["lambda"], python_version=python_version)
+    template = project / SAM_TEMPLATE
+    cfn_lint(template)
+
+    document = yaml.load(template.read_text(), Loader=_CloudFormationLoader)
+    function = document["Resources"]["Function"]["Properties"]
+    assert function["Handler"] == f"{PACKAGE}.lambda_handler.handler"
+    assert function["Runtime"] == f"python{python_version}"
+    assert function["CodeUri"] == "../../build/lambda.zip"
+    assert function["Environment"]["Variables"]["ACME_ORDERS_ENVIRONMENT"] == "production"
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"
+    assert {"MemorySize", "Timeout", "Architecture"} <= set(document["Parameters"])
+    # SnapStart exists for python3.12 and later only.
+    assert ("SnapStart" in function) is (python_version != "3.11")
+    assert ("SnapStart" in document["Parameters"]) is (python_version != "3.11")
+
+
+@pytest.mark.slow
+def test_the_packaged_artifact_serves_events_once_unpacked(lambda_project: Path, tmp_path: Path) -> None:
+    env = uv_environment()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    result = run(["bash", "deploy/lambda/package.sh"], cwd=lambda_project, env=env, timeout=900)
+    assert "Status:  up to date" in result.stdout
+
+    # Unpacked as unzip (and Lambda) does it: file times from the archive, in UTC.
+    task = tmp_path / "task"
+    with zipfile.ZipFile(lambda_project / "build" / "lambda.zip") as archive:
+        for entry in archive.infolist():
+            path = Path(archive.extract(entry, task))
+            stamp = calendar.timegm((*entry.date_time, 0, 0, -1))
+            os.utime(path, (stamp, stamp))
+            assert entry.external_attr >> 16 & 0o444 == 0o444, f"{entry.filename} is not world-readable"
+
+    # Every module has bytecode that is never checked against its source.
+    sources = [path for path in task.rglob("*.py") if "__pycache__" not in path.parts]
+    tag = "cpython-311"  # the project's Python, the runtime's
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert compiled.is_file(), f"no bytecode for {source.relative_to(task)}"
+        assert int.from_bytes(compiled.read_bytes()[4:8], "little") == 0b01, f"{compiled} is not unchecked-hash"
+    assert not (task / "bin").exists()
+    assert not list(task.glob("awslambdaric*")), "the runtime client is Lambda's, not the artifact's"
+
+    python = lambda_project / ".venv" / "bin" / "python"
+    # The artifact alone (no site-packages) has the handler and a build matching its files.
+    isolated = {**env, "PYTHONPATH": str(task)}
+    status = run([str(python), "-S", "-m", PACKAGE, "status"], cwd=tmp_path, env=isolated)
+    assert "Status:  up to date" in status.stdout
+    where = run(
+        [str(python), "-S", "-c", f"import {PACKAGE}.lambda_handler as m; print(m.__file__)"], tmp_path, env=isolated
+    )
+    assert where.stdout.strip() == str(task / PACKAGE / "lambda_handler.py")
+
+    api = load_runtime_api(lambda_project)
+    runtime = api.LambdaRuntime(
+        f"{PACKAGE}.lambda_handler.handler",
+        log_path=tmp_path / "runtime.log",
+        env={"PYTHONPATH": str(task), "ACME_ORDERS_ENVIRONMENT": "production"},
+        python=str(python),
+        cwd=task,
+    )
+    with runtime.start():
+        ready = runtime.invoke(api.http_event("http-api", "GET", "/health/ready"))
+        assert api.http_reply(ready.payload).status == 200
+        created = runtime.invoke(
+            api.http_event(
+                "rest-api",
+                "POST",
+                "/items",
+                headers={"Content-Type": "application/json"},
+                body='{"name": "Mug", "price": "12.50"}',
+            )
+        )
+        assert api.http_reply(created.payload).status == 201, created.body
+    assert "Traceback" not in runtime.logs()
+
+
+def test_without_the_target_nothing_of_it_is_rendered(default_project: Path) -> None:
+    assert not list(default_project.rglob("lambda_handler.py"))
+    assert not (default_project / "deploy").exists()
+    assert not (default_project / "tests" / "aws_lambda").exists()
+    for name in ("mangum", "awslambdaric", "aws-lambda-powertools"):
+        assert name not in (default_project / "pyproject.toml").read_text()
+        assert f'name = "{name}"' not in (default_project / "uv.lock").read_text()
