@@ -57,9 +57,7 @@ def run(
     command: list[str], cwd: Path, *, env: Mapping[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run a command, failing the test with its output if it fails."""
-    result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         pytest.fail(
             f"{' '.join(command)} exited with {result.returncode} in {cwd}\n"

@@ -22,6 +22,7 @@ from xml.etree import ElementTree
 
 import pytest
 import yaml
+
 from conftest import PACKAGE, leftover_markup, render, run, sync, uv, uv_environment
 
 RUNTIME_API = Path("tests") / "aws_lambda" / "runtime_api.py"

@@ -21,7 +21,17 @@ def test_two_hundred_domains(tmp_path: Path) -> None:
     built = uv(project, "run", "--no-sync", "python", "-m", "acme_orders", "build").stdout
     assert built.startswith("Built 201 domains, 605 routes")
     # Two of the scaffolded domains' own tests, as a user would run them.
-    uv(project, "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider", "tests/domains/domain_000", "tests/domains/domain_199")
+    uv(
+        project,
+        "run",
+        "--no-sync",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/domains/domain_000",
+        "tests/domains/domain_199",
+    )
 
     port = free_port()
     env = {**uv_environment(), f"{ENV_PREFIX}ENVIRONMENT": "production"}

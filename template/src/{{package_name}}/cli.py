@@ -16,11 +16,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Imported here so ``--help`` and usage errors stay instant.
     from .app import StartupError
+    from .logs import ignore_known_warnings
     from .routing.catalog import RouteValidationError
     from .routing.manifest import BuildError
     from .scaffold import ScaffoldError
     from .settings import SettingsError
 
+    ignore_known_warnings()
     try:
         return args.command(args)
     except SettingsError as exc:

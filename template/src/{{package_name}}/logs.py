@@ -56,9 +56,13 @@ class ConsoleFormatter(logging.Formatter):
         return super().format(record)
 
 
+def ignore_known_warnings() -> None:
+    warnings.filterwarnings("ignore", message=DEFERRED_BODY_ALIAS_WARNING)
+
+
 def configure_logging(level: str, log_format: Literal["json", "console"]) -> None:
     """Route every logger, uvicorn's included, through one handler on stderr."""
-    warnings.filterwarnings("ignore", message=DEFERRED_BODY_ALIAS_WARNING)
+    ignore_known_warnings()
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
