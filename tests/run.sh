@@ -4,12 +4,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages for the container and Kubernetes tests (podman builds and runs the generated
+# image; debootstrap makes its base image). Installed only when missing; needs root.
+# runc is named explicitly: apt would otherwise pick crun, which fails on these machines.
+system_packages=(podman buildah runc conmon containernetworking-plugins slirp4netns uidmap fuse-overlayfs debootstrap)
+missing=()
+if command -v dpkg-query >/dev/null; then
+  for package in "${system_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+fi
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]]; then
+    echo "tests/run.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "tests/run.sh: missing Debian packages ${missing[*]} (install them as root);" \
+      "tests/test_docker.py will fail without them" >&2
+  fi
+fi
+
 python=${PYTHON:-python3}
 venv=${TEST_VENV:-.venv-tests}
 rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -r tests/requirements.txt
+"$venv/bin/python" -m pip install --quiet --no-deps -r tests/requirements-nodeps.txt
 
 export PATH="$PWD/$venv/bin:$PATH"
 exec "$venv/bin/python" -m pytest "$@"
