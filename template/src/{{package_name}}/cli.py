@@ -32,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RouteValidationError as exc:
-        print(f"error: the routes are invalid ({len(exc.problems)} problems):", file=sys.stderr)
+        count = len(exc.problems)
+        print(f"error: the routes are invalid ({count} problem{'s' if count > 1 else ''}):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
@@ -49,8 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
-    host = args.host or settings.host
-    port = args.port or settings.port
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
     if args.reload:
         serve_with_reload(settings, host=host, port=port, factory=f"{__package__}.app:create_app")
     else:
@@ -76,6 +77,7 @@ def _status(args: argparse.Namespace) -> int:
 
     try:
         built = load_build(PACKAGE_ROOT)
+        built.read_openapi()  # checks the document against its digest
     except BuildError as exc:
         print(f"Status:  not usable ({exc})")
         print(f"Path:    {build_directory(PACKAGE_ROOT)}")

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from .logs import request_id_var
 from .models import ApiModel
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 REQUEST_ID_HEADER = "X-Request-ID"
+# The methods a 405's ``Allow`` is worked out from (plus those the route itself named).
+_STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ServiceError(Exception):
@@ -110,11 +113,25 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
     assert isinstance(exc, HTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
-    return problem_response(request, exc.status_code, detail=detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        named = [headers.pop(name) for name in list(headers) if name.lower() == "allow"]
+        headers["Allow"] = ", ".join(_allowed_methods(request, ",".join(named)))
+    return problem_response(request, exc.status_code, detail=detail, headers=headers or None)
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if isinstance(exc.body, bytes) and any(error.get("loc", ())[:1] == ("body",) for error in exc.errors()):
+        # FastAPI parses a body as JSON only when the request's Content-Type says JSON (it is
+        # strict about it); otherwise it hands the raw bytes to validation, which calls a form
+        # post or a text/plain body "not a valid dictionary". The route takes JSON: say so
+        # with 415, as OWASP advises, rather than a 422 about the fields.
+        return problem_response(
+            request,
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            detail="The request body must be JSON, sent with Content-Type: application/json.",
+        )
     return problem_response(
         request,
         422,
@@ -138,6 +155,27 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(ServiceError, handle_service_error)
     app.add_exception_handler(Exception, handle_unexpected_error)
+
+
+def _allowed_methods(request: Request, named: str) -> list[str]:
+    """Every method the requested path answers to.
+
+    RFC 9110 requires a 405 to list them all; Starlette names only the methods of the first
+    route whose path matched (``GET`` for ``PUT /items/1``, though ``PATCH`` and ``DELETE``
+    work too). Each method is tried against the app's routes, the lazily mounted domains'
+    included, as the router would match it.
+    """
+    allowed = {method.strip() for method in named.split(",") if method.strip()}
+    routes: list[BaseRoute] = []
+    for route in request.app.router.routes:
+        routes_for = getattr(route, "routes_for", None)  # the lazy domains: the routes of this path's domain
+        routes.extend(routes_for(request.scope) if routes_for else [route])
+    for method in _STANDARD_METHODS:
+        probe = {key: request.scope[key] for key in ("type", "path", "root_path", "headers") if key in request.scope}
+        probe["method"] = method
+        if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
+            allowed.add(method)
+    return sorted(allowed)
 
 
 def _field_problem(error: dict[str, Any]) -> FieldProblem:

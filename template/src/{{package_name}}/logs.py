@@ -17,7 +17,8 @@ DEFERRED_BODY_ALIAS_WARNING = r"The 'alias' attribute with value '\w+' was provi
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is kept.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+# uvicorn's ``color_message`` is its message with ANSI colours: noise in JSON.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "color_message"}
 
 
 class RequestIdFilter(logging.Filter):

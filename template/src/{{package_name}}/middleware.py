@@ -7,6 +7,7 @@ function call per message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -80,6 +81,40 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class CancelledRequestMiddleware:
+    """Answers a request the server cancels with a 503 problem, then lets the cancellation go on.
+
+    uvicorn cancels the requests still running when the graceful-shutdown timeout ends;
+    left alone, those get uvicorn's own plain-text 500, with no request id and no security
+    headers. A response already under way cannot be saved: its connection is closed.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = False
+
+        async def send_tracking_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking_start)
+        except asyncio.CancelledError:
+            if not started:
+                detail = "The service shut down before the request completed."
+                response = problem_response(Request(scope), 503, detail=detail, headers={"Connection": "close"})
+                await response(scope, receive, send)
+            raise
 
 
 class TimingMiddleware:

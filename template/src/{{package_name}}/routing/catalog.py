@@ -24,6 +24,7 @@ from .paths import may_overlap, template_segments
 
 ROUTER_MODULE = "router"
 ROUTER_ATTRIBUTE = "router"
+SERVICE_ROUTES = "the service's own routes"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Location:
     line: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def scan(domains_package: str, reserved: Iterable[RouteSpec] = ()) -> Catalog:
     (the service's own routes, such as health and docs)."""
     problems: list[RouteProblem] = []
     domains: list[DomainSpec] = []
-    declared: list[_Declared] = [_Declared("the service", spec, Location("<service>", 0)) for spec in reserved]
+    declared: list[_Declared] = [_Declared("the service", spec, Location(SERVICE_ROUTES, 0)) for spec in reserved]
     router_locations: dict[str, Location] = {}
 
     for name in discover_domains(domains_package):
@@ -229,11 +230,13 @@ def _route_conflicts(declared: Sequence[_Declared]) -> list[RouteProblem]:
                     continue  # reported as a duplicate above
                 if may_overlap(shape, other_shape):
                     reported.add(pair)
+                    # Reported where the code to change is: in a domain, not the service.
+                    first, second = (other, route) if route.location.file == SERVICE_ROUTES else (route, other)
                     problems.append(
                         RouteProblem(
-                            route.location,
-                            f"route {route.spec.path} (domain {route.domain!r}) can match the same "
-                            f"requests as {other.spec.path} at {other.location} (domain {other.domain!r})",
+                            first.location,
+                            f"route {first.spec.path} (domain {first.domain!r}) can match the same "
+                            f"requests as {second.spec.path} at {second.location} (domain {second.domain!r})",
                         )
                     )
     return problems

@@ -78,6 +78,11 @@ class LazyDomains(BaseRoute):
             return
         await self._app.router.default(scope, receive, send)
 
+    def routes_for(self, scope: Scope) -> list[BaseRoute]:
+        """The routes of the domain the path belongs to, if it is mounted (for a 405's ``Allow``)."""
+        name = self._index.lookup(get_route_path(scope))
+        return self._mounted.get(name, []) if name is not None else []
+
     async def _routes_of(self, name: str) -> list[BaseRoute]:
         routes = self._mounted.get(name)
         if routes is not None:

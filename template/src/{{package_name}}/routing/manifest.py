@@ -23,7 +23,7 @@ from typing import Any
 
 from .catalog import Catalog, DomainSpec, RouteSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 FINGERPRINT_FILE = "fingerprint.json"
 OPENAPI_FILE = "openapi.json"

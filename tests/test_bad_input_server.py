@@ -1,0 +1,341 @@
+"""Bad input that only a real server and a real process can show.
+
+- Requests uvicorn (h11) refuses before the app sees them: it answers a plain-text 400 and
+  closes the connection, and the service keeps serving. Requests it passes on get the
+  app's problem+json. The rendered project's own tests cover the rest of the catalogue.
+- Bad settings and an unusable ``.env``: a message naming the setting or the file, exit
+  status 2, no traceback.
+- A lifespan resource that cannot be opened: fail fast, a log line naming it, exit status 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ENV_PREFIX, PACKAGE, free_port, project_python, uv_environment
+from servers import Instance, run_service
+
+HEAD = b"Host: 127.0.0.1\r\nConnection: close\r\n"
+INTERNALS = (b"Traceback", b'File "', b".py", PACKAGE.encode(), b"site-packages")
+
+
+@pytest.fixture(scope="module")
+def server(default_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    # The shared default project is not built (building would change it): development mode.
+    instance = Instance(
+        default_project, tmp_path_factory.mktemp("bad-input"), env={f"{ENV_PREFIX}ENVIRONMENT": "development"}
+    )
+    try:
+        instance.wait_ready()
+        yield instance
+    finally:
+        instance.stop()
+
+
+def exchange(port: int, request: bytes, *, pieces: int = 1, pause: float = 0.0) -> bytes:
+    """Send raw bytes (in ``pieces`` writes), read until the server closes the connection.
+
+    A server that refuses a request while bytes are still coming may reset the connection:
+    what was received before the reset is returned.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        size = -(-len(request) // pieces)
+        try:
+            for start in range(0, len(request), size):
+                connection.sendall(request[start : start + size])
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = b""
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        return received
+
+
+def parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def assert_refused_by_uvicorn(response: bytes) -> None:
+    status, headers, body = parse(response)
+    assert status == 400
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert headers["connection"] == "close"
+    assert body == b"Invalid HTTP request received."
+
+
+def assert_problem(response: bytes, status: int) -> dict:
+    got, headers, body = parse(response)
+    assert got == status, response[:500]
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["x-content-type-options"] == "nosniff"
+    for internal in INTERNALS:
+        assert internal not in body, body
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["request_id"] == headers["x-request-id"]
+    return problem
+
+
+REFUSED_BY_UVICORN = {
+    "byte above ascii in target": b"GET /items/\xff HTTP/1.1\r\n" + HEAD + b"\r\n",
+    "nul in target": b"GET /items\x00 HTTP/1.1\r\n" + HEAD + b"\r\n",
+    "control character in method": b"G\x01T /items HTTP/1.1\r\n" + HEAD + b"\r\n",
+    "nul in header value": b"GET /items HTTP/1.1\r\n" + HEAD + b"X-Note: a\x00b\r\n\r\n",
+    "no host header": b"GET /items HTTP/1.1\r\nConnection: close\r\n\r\n",
+    "content-length not a number": b"POST /items HTTP/1.1\r\n" + HEAD + b"Content-Length: abc\r\n\r\n",
+    "two content-lengths": b"POST /items HTTP/1.1\r\n" + HEAD + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    "unsupported transfer-encoding": b"POST /items HTTP/1.1\r\n" + HEAD + b"Transfer-Encoding: gzip\r\n\r\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_bytes", REFUSED_BY_UVICORN.values(), ids=REFUSED_BY_UVICORN.keys())
+def test_malformed_http_is_refused_before_the_app(server: Instance, request_bytes: bytes) -> None:
+    assert_refused_by_uvicorn(exchange(server.port, request_bytes))
+    assert httpx.get(f"{server.base_url}/health/live").status_code == 200
+
+
+@pytest.mark.slow
+def test_request_head_over_16k_arriving_in_pieces_is_refused(server: Instance) -> None:
+    # h11 refuses an incomplete request head once it holds more than 16 KiB.
+    request = b"GET /items HTTP/1.1\r\n" + HEAD + b"X-Filler: " + b"a" * 40_000 + b"\r\n\r\n"
+    assert_refused_by_uvicorn(exchange(server.port, request, pieces=40, pause=0.002))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", ["query", "header"])
+def test_request_head_of_a_megabyte_is_refused(server: Instance, part: str) -> None:
+    # Even in one write: uvicorn reads at most 256 KiB at a time, so the head is incomplete.
+    filler = b"a" * 1_000_000
+    if part == "query":
+        request = b"GET /items?tag=" + filler + b" HTTP/1.1\r\n" + HEAD + b"\r\n"
+    else:
+        request = b"GET /items HTTP/1.1\r\n" + HEAD + b"X-Filler: " + filler + b"\r\n\r\n"
+    response = exchange(server.port, request)
+    if response:  # or the connection was reset while the rest was still being sent
+        assert_refused_by_uvicorn(response)
+    assert httpx.get(f"{server.base_url}/health/live").status_code == 200
+
+
+@pytest.mark.slow
+def test_long_query_under_the_head_limit_reaches_the_app(server: Instance) -> None:
+    request = b"GET /items?tag=" + b"a" * 15_000 + b" HTTP/1.1\r\n" + HEAD + b"\r\n"
+    problem = assert_problem(exchange(server.port, request), 422)
+    assert [error["pointer"] for error in problem["errors"]] == ["#/query/tag"]
+
+
+@pytest.mark.slow
+def test_many_headers_under_the_head_limit_are_served(server: Instance) -> None:
+    headers = b"".join(b"X-Filler-%d: %s\r\n" % (index, b"b" * 100) for index in range(100))
+    status, _, _ = parse(exchange(server.port, b"GET /items HTTP/1.1\r\n" + HEAD + headers + b"\r\n"))
+    assert status == 200
+
+
+PASSED_TO_THE_APP = {
+    "dot segments": (b"GET /items/../health/live HTTP/1.1\r\n" + HEAD + b"\r\n", 404),
+    "encoded dot segments": (b"GET /items/%2e%2e/health/live HTTP/1.1\r\n" + HEAD + b"\r\n", 404),
+    "double slash": (b"GET //items HTTP/1.1\r\n" + HEAD + b"\r\n", 404),
+    "encoded slash": (b"GET /items/1%2F2 HTTP/1.1\r\n" + HEAD + b"\r\n", 404),
+    "encoded nul": (b"GET /items%00 HTTP/1.1\r\n" + HEAD + b"\r\n", 404),
+    "invalid utf-8, encoded": (b"GET /items/%FF HTTP/1.1\r\n" + HEAD + b"\r\n", 422),
+    "absolute form": (b"GET http://evil.example/health/live HTTP/1.1\r\n" + HEAD + b"\r\n", 404),
+    "asterisk form": (b"OPTIONS * HTTP/1.1\r\n" + HEAD + b"\r\n", 404),
+    "lower-case method": (b"get /items HTTP/1.1\r\n" + HEAD + b"\r\n", 405),
+    "unknown method": (b"BREW /items HTTP/1.1\r\n" + HEAD + b"\r\n", 405),
+    # h11 frames by Transfer-Encoding and ignores the Content-Length (RFC 9112, 6.3).
+    "content-length and chunked": (
+        b"POST /items HTTP/1.1\r\n" + HEAD + b"Content-Type: application/json\r\n"
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        422,
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("request_bytes", "status"), PASSED_TO_THE_APP.values(), ids=PASSED_TO_THE_APP.keys())
+def test_odd_requests_get_a_problem(server: Instance, request_bytes: bytes, status: int) -> None:
+    assert_problem(exchange(server.port, request_bytes), status)
+
+
+@pytest.mark.slow
+def test_declared_gigabyte_body_is_refused_at_once(server: Instance) -> None:
+    request = (
+        b"POST /items HTTP/1.1\r\n" + HEAD + b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{}"
+    )
+    started = time.monotonic()
+    problem = assert_problem(exchange(server.port, request), 413)
+    assert time.monotonic() - started < 2  # answered without waiting for the gigabyte
+    assert problem["detail"] == "The request body is larger than 1048576 bytes."
+
+
+@pytest.mark.slow
+def test_the_server_logged_no_error(server: Instance) -> None:
+    # Runs after the tests above (same module, same server): uvicorn's refusals are
+    # warnings; nothing may have raised in the app.
+    levels = {entry["level"] for entry in server.problems_in_log()}
+    assert levels <= {"WARNING"}, server.log()[-3000:]
+
+
+# --- Settings, read by the real process --------------------------------------------------
+
+
+def assert_settings_refused(result: subprocess.CompletedProcess[str], *problems: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Invalid settings:"
+    assert [line.strip() for line in lines[1:]] == list(problems)
+
+
+@pytest.mark.slow
+def test_missing_required_setting(default_project: Path, tmp_path: Path) -> None:
+    result = run_service(default_project, "serve", cwd=tmp_path, env={})
+    assert_settings_refused(result, f"{ENV_PREFIX}ENVIRONMENT: Field required")
+
+
+@pytest.mark.slow
+def test_every_malformed_setting_is_named_at_once(default_project: Path, tmp_path: Path) -> None:
+    malformed = {
+        "ENVIRONMENT": ("staging", "Input should be 'development' or 'production'"),
+        "LOG_LEVEL": ("LOUD", "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        "LOG_FORMAT": ("xml", "Input should be 'json' or 'console'"),
+        "ROUTING": ("sometimes", "Input should be 'lazy' or 'eager'"),
+        "ROOT_PATH": ("stage", "must be empty or start with '/'"),
+        "PORT": ("eighty", "Input should be a valid integer, unable to parse string as an integer"),
+        "GRACEFUL_SHUTDOWN_TIMEOUT": ("-1", "Input should be greater than or equal to 0"),
+        "MAX_BODY_BYTES": ("1MB", "Input should be a valid integer, unable to parse string as an integer"),
+        "HTTP_TIMEOUT": ("0", "Input should be greater than 0"),
+        "CORS_ALLOW_CREDENTIALS": ("maybe", "Input should be a valid boolean, unable to interpret input"),
+        "HSTS_MAX_AGE": ("-5", "Input should be greater than or equal to 0"),
+    }
+    env = {f"{ENV_PREFIX}{name}": value for name, (value, _) in malformed.items()}
+    result = run_service(default_project, "serve", cwd=tmp_path, env=env)
+    assert_settings_refused(result, *(f"{ENV_PREFIX}{name}: {message}" for name, (_, message) in malformed.items()))
+
+
+@pytest.mark.slow
+def test_setting_that_is_not_json(default_project: Path, tmp_path: Path) -> None:
+    env = {f"{ENV_PREFIX}ENVIRONMENT": "production", f"{ENV_PREFIX}CORS_ALLOW_ORIGINS": "https://app.example.com"}
+    result = run_service(default_project, "serve", cwd=tmp_path, env=env)
+    assert_settings_refused(
+        result, f"{ENV_PREFIX}CORS_ALLOW_ORIGINS: is not valid JSON (list and object settings are written in JSON)"
+    )
+
+
+@pytest.mark.slow
+def test_contradictory_settings(default_project: Path, tmp_path: Path) -> None:
+    env = {
+        f"{ENV_PREFIX}ENVIRONMENT": "production",
+        f"{ENV_PREFIX}CORS_ALLOW_ORIGINS": '["*"]',
+        f"{ENV_PREFIX}CORS_ALLOW_CREDENTIALS": "true",
+    }
+    result = run_service(default_project, "serve", cwd=tmp_path, env=env)
+    assert_settings_refused(
+        result, f"{ENV_PREFIX}CORS_ALLOW_ORIGINS must list origins when {ENV_PREFIX}CORS_ALLOW_CREDENTIALS is true"
+    )
+
+
+@pytest.mark.slow
+def test_env_file_that_is_a_directory(default_project: Path, tmp_path: Path) -> None:
+    (tmp_path / ".env").mkdir()
+    result = run_service(default_project, "serve", cwd=tmp_path, env={})
+    assert_settings_refused(
+        result, f"{ENV_PREFIX}ENVIRONMENT: Field required", f"{tmp_path / '.env'} is not a file, so it was not read"
+    )
+
+
+@pytest.mark.slow
+def test_env_file_that_is_not_utf8(default_project: Path, tmp_path: Path) -> None:
+    content = f"{ENV_PREFIX}ENVIRONMENT=production\n{ENV_PREFIX}GREETING=caf\xe9\n".encode("latin-1")
+    (tmp_path / ".env").write_bytes(content)
+    result = run_service(default_project, "serve", cwd=tmp_path, env={})
+    position = content.index(b"\xe9")
+    assert_settings_refused(
+        result, f"{tmp_path / '.env'} cannot be read: not UTF-8 text (invalid continuation byte at byte {position})"
+    )
+
+
+@pytest.mark.slow
+def test_env_file_without_read_permission(default_project: Path, tmp_path: Path) -> None:
+    wrapper: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        # Root reads any file: drop the capabilities that let it, as an unprivileged user.
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv to drop the file-reading capabilities")
+        wrapper = (setpriv, "--bounding-set", "-dac_override,-dac_read_search")
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"{ENV_PREFIX}ENVIRONMENT=production\n")
+    env_file.chmod(0)
+    result = run_service(default_project, "serve", cwd=tmp_path, env={}, wrapper=wrapper)
+    assert_settings_refused(result, f"{env_file} cannot be read: Permission denied")
+
+
+# --- A lifespan resource that cannot be opened --------------------------------------------
+
+# The http client's connection is refused when it opens: a stand-in for a database pool
+# whose server is down. Only this subprocess is patched; the service code is the real one.
+FAILING_RESOURCE = f"""
+import sys
+from {PACKAGE} import lifespan
+
+class RefusingClient(lifespan.httpx2.AsyncClient):
+    async def __aenter__(self):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+lifespan.httpx2.AsyncClient = RefusingClient
+from {PACKAGE}.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_resource_failing_at_startup_stops_the_process(default_project: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **{key: value for key, value in uv_environment().items() if not key.startswith(ENV_PREFIX)},
+        f"{ENV_PREFIX}ENVIRONMENT": "development",
+        f"{ENV_PREFIX}LOG_FORMAT": "json",
+    }
+    result = subprocess.run(
+        [str(project_python(default_project)), "-c", FAILING_RESOURCE, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    [critical] = [entry for entry in entries if entry["level"] == "CRITICAL"]
+    assert critical["message"] == (
+        "startup failed: resource 'http_client' could not be opened "
+        "(ConnectionRefusedError: [Errno 111] Connection refused); stopping"
+    )
+    messages = [entry["message"] for entry in entries]
+    assert "Application startup failed. Exiting." in messages
+    assert "service ready" not in messages
+    assert not any(message.startswith("Uvicorn running on") for message in messages)  # never listened
