@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host if args.host is not None else settings.host
     port = args.port if args.port is not None else settings.port
     if args.reload:
-        serve_with_reload(settings, host=host, port=port, factory=f"{__package__}.app:create_app")
+        serve_with_reload(settings, host=host, port=port)
     else:
         serve(create_app(settings), settings, host=host, port=port)
     return 0

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
-from .logs import request_id_var
+from .logs import exception_logged_var, request_id_var
 from .models import ApiModel
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ async def handle_service_error(request: Request, exc: Exception) -> JSONResponse
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled exception on %s %s", request.method, request.url.path, exc_info=exc)
+    exception_logged_var.set(True)
     return problem_response(request, HTTPStatus.INTERNAL_SERVER_ERROR, detail="An unexpected error occurred.")
 
 

@@ -15,6 +15,8 @@ from typing import Literal
 DEFERRED_BODY_ALIAS_WARNING = r"The 'alias' attribute with value '\w+' was provided to the `Field\(\)` function"
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# Set once the service has logged a request's unhandled exception with its request id.
+exception_logged_var: ContextVar[bool] = ContextVar("exception_logged", default=False)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is kept.
 # uvicorn's ``color_message`` is its message with ANSI colours: noise in JSON.
@@ -28,6 +30,17 @@ class RequestIdFilter(logging.Filter):
         if getattr(record, "request_id", None) is None:
             record.request_id = request_id_var.get()
         return True
+
+
+class LoggedExceptionFilter(logging.Filter):
+    """Drops uvicorn's second traceback of an exception the service already logged.
+
+    Starlette re-raises an unhandled exception after the 500 is sent, so that servers and
+    test clients see it; uvicorn then logs it again, without the request id.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith("Exception in ASGI application") and exception_logged_var.get())
 
 
 class JsonFormatter(logging.Formatter):
@@ -66,6 +79,7 @@ def configure_logging(level: str, log_format: Literal["json", "console"]) -> Non
     ignore_known_warnings()
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(LoggedExceptionFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -7,8 +7,10 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from .app import create_app
 from .lifespan import Lifecycle
-from .settings import Settings
+from .logs import configure_logging
+from .settings import Settings, load_settings
 
 
 class Server(uvicorn.Server):
@@ -42,10 +44,17 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
     Server(config, app.state.lifecycle).run()
 
 
-def serve_with_reload(settings: Settings, *, host: str, port: int, factory: str) -> None:
+def reloadable_app() -> FastAPI:
+    """The app factory ``serve --reload`` runs in each process it restarts."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+    return create_app(settings)
+
+
+def serve_with_reload(settings: Settings, *, host: str, port: int) -> None:
     """Development only: restart on code changes (the app is re-created from the environment)."""
     uvicorn.run(
-        factory,
+        f"{__name__}:{reloadable_app.__name__}",
         factory=True,
         reload=True,
         root_path=settings.root_path,
@@ -54,4 +63,5 @@ def serve_with_reload(settings: Settings, *, host: str, port: int, factory: str)
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        server_header=False,
     )
