@@ -184,14 +184,15 @@ def _read_fingerprint(directory: Path) -> Fingerprint:
 def _listing(package_root: Path) -> Listing:
     """Size and modification time of every Python file of the package, but the build's."""
     found: Listing = {}
-    pending = [(package_root, "")]
+    # Plain strings rather than Paths: this walk runs at every production start.
+    pending = [(str(package_root), "")]
     while pending:
         directory, prefix = pending.pop()
         with os.scandir(directory) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in (BUILD_DIRECTORY, "__pycache__"):
-                        pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
+                        pending.append((entry.path, f"{prefix}{entry.name}/"))
                 elif entry.name.endswith(".py"):
                     status = entry.stat()
                     found[prefix + entry.name] = [status.st_size, status.st_mtime_ns]
