@@ -1,0 +1,1 @@
+"""Startup benchmark harness: see ``run.py`` (command line) and ``docs/benchmarks.md``."""

@@ -1,0 +1,111 @@
+"""Smoke test of the startup benchmark harness (tests/benchmarks/): tiny D, one round.
+
+It asserts structure and completeness only: every configuration produced every number,
+every request answered as expected, the OpenAPI documents are complete where they should
+be. No test here asserts a time: timings on a shared CI machine prove nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from benchmarks.harness import EAGER, FLOOR, LAZY, LAZYROUTER
+from benchmarks.run import run
+
+DOMAINS = 3
+OPERATIONS = DOMAINS * 5
+
+EVERY_CONFIG = (
+    "uvicorn_ready_ms",
+    "process_ready_ms",
+    "inprocess_ms",
+    "import_ms",
+    "create_ms",
+    "lifespan_ms",
+    "rss_ready_mib",
+    "rss_uvicorn_peak_mib",
+    "openapi_first_ms",
+)
+WITH_DOMAINS = (
+    "http_cold_first_ms",
+    "http_cold_second_ms",
+    "inproc_cold_first_ms",
+    "inproc_cold_second_ms",
+    "warm_first_few_us",
+    "warm_last_few_us",
+    "warm_first_all_us",
+    "warm_last_all_us",
+    "load_all_ms",
+)
+
+
+@pytest.mark.slow
+def test_harness_measures_every_configuration(tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.md"
+    samples = tmp_path / "samples.json"
+    results, registry, workspace, report = run(
+        [
+            "--domains",
+            f"0,{DOMAINS}",
+            "--rounds",
+            "1",
+            "--heavy-rounds",
+            "1",
+            "--warm-requests",
+            "20",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--logs",
+            str(tmp_path / "logs"),
+            "--output",
+            str(output),
+            "--json",
+            str(samples),
+        ]
+    )
+    assert not results.errors, results.errors
+    expected = {FLOOR} | {f"{kind}@{count}" for kind in (LAZY, EAGER, LAZYROUTER) for count in (0, DOMAINS)}
+    assert expected <= set(results.configs)
+
+    for config_id in expected:
+        for metric in EVERY_CONFIG:
+            assert results.median(config_id, metric) is not None, (config_id, metric)
+        # Every request the harness made was answered as it should be (201 on create, 200 on get).
+        oks = {key: values for key, values in results.samples[config_id].items() if key.endswith("_ok")}
+        assert all(value == 1 for values in oks.values() for _, value in values), (config_id, oks)
+
+    for kind in (LAZY, EAGER, LAZYROUTER):
+        config_id = f"{kind}@{DOMAINS}"
+        for metric in WITH_DOMAINS:
+            assert results.median(config_id, metric) is not None, (config_id, metric)
+        assert results.median(config_id, "domains_loaded") == DOMAINS
+
+    # Our document is complete in both modes; fastapi-lazyrouter's lists only mounted domains.
+    assert results.median(FLOOR, "openapi_operations") == 0
+    for kind in (LAZY, EAGER):
+        assert results.median(f"{kind}@{DOMAINS}", "openapi_operations") == OPERATIONS
+        assert results.median(f"{kind}@0", "openapi_operations") == 0
+    assert results.median(f"{LAZYROUTER}@{DOMAINS}", "openapi_operations") < OPERATIONS
+    assert results.median(f"{EAGER}@{DOMAINS}", "openapi_runtime_operations") == OPERATIONS
+
+    # The report has every table, with a ratio to the floor, and the run's context.
+    text = output.read_text()
+    assert text == report
+    for heading in (
+        "## Headline: lazy cold start",
+        "## Cold start",
+        "## First requests to cold domains",
+        "## Warm request latency",
+        "## Memory",
+        "## /openapi.json",
+        "## Checks",
+    ):
+        assert heading in text
+    assert "(1.00x)" in text  # the floor against itself
+    assert "PROBLEMS" not in text
+    assert workspace.versions["lazyrouter"]["fastapi"] == "0.119.1"
+    assert set(json.loads(samples.read_text())["samples"]) == set(results.configs)
+    for plugin in registry.plugins:
+        assert f"`{plugin}.py`" in text
