@@ -12,15 +12,18 @@ only turn every request that needs it into a 500.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
+import anyio.to_thread
 import httpx2
 from fastapi import FastAPI
 
+from .routing.lazy import prepare_lazy_loading
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -94,9 +97,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.resources = resources
         lifecycle.phase = Phase.READY
         logger.info("service ready")
+        # Once ready, off the request path: pay what the first request to a cold domain
+        # would otherwise pay on top of importing it (a worker thread, one-off imports).
+        warm_up = asyncio.create_task(anyio.to_thread.run_sync(prepare_lazy_loading))
         try:
             yield
         finally:
             lifecycle.begin_draining()
             logger.info("service shutting down")
+            await warm_up
     lifecycle.phase = Phase.STOPPED

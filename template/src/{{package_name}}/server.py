@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import socket
 from types import FrameType
 
 import uvicorn
@@ -23,6 +25,12 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What startup allocated lives as long as the process: keep it out of every later
+        # collection (and, in a forked worker, out of copy-on-write).
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.lifecycle.begin_draining()

@@ -8,8 +8,10 @@ only. Its state lives on the route object, so two apps in one process are indepe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
+import warnings
 from collections.abc import Sequence
 
 import anyio
@@ -24,6 +26,14 @@ from .paths import PathIndex
 
 # A request no route matches: building the domain's routes also builds their matchers.
 _WARM_UP_SCOPE: Scope = {"type": "http", "method": "GET", "path": "/\x00", "root_path": "", "headers": []}
+
+
+def prepare_lazy_loading() -> None:
+    """Import what FastAPI imports when it builds its first route (``pydantic.v1``, to
+    recognise old models: about 15 ms), so that the first domain mounted does not pay it."""
+    with warnings.catch_warnings(), contextlib.suppress(ImportError):
+        warnings.simplefilter("ignore")
+        import pydantic.v1  # noqa: F401
 
 
 def import_router(domain: DomainSpec) -> APIRouter:
