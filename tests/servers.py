@@ -1,10 +1,10 @@
-"""Real uvicorn processes of a rendered project, for the reliability tests.
+"""Real uvicorn processes of a rendered project, for the tests that need a real server.
 
-A test renders its own copy of the default project (the shared one must stay untouched),
-adds test-only domains to it as a user would (``new-domain``, then the user's own router
-code), builds it and runs it in production mode: the prebuilt manifest and OpenAPI
-document, lazy routing, JSON logs. Logs go to a file, never to a pipe: a busy server would
-block on a full pipe nobody reads.
+An instance runs in production mode (the prebuilt manifest and OpenAPI document, lazy
+routing, JSON logs) unless told otherwise. The reliability tests render their own copy of
+the default project (the shared one must stay untouched), add test-only domains to it as a
+user would (``new-domain``, then the user's own router code) and build it. Logs go to a
+file, never to a pipe: a busy server would block on a full pipe nobody reads.
 """
 
 from __future__ import annotations
