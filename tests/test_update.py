@@ -142,6 +142,22 @@ def render(repo: Path, destination: Path, env: dict[str, str], ref: str, **answe
     return destination
 
 
+def copy_with_tasks(repo: Path, destination: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``copier copy --trust`` of v0.1.0 with the default answers: the copy tasks run."""
+    return copier(
+        "copy",
+        "--defaults",
+        "--trust",
+        "--vcs-ref",
+        "v0.1.0",
+        *data_arguments(DEFAULT_ANSWERS),
+        str(repo),
+        str(destination),
+        cwd=destination.parent,
+        env=env,
+    )
+
+
 def generate(repo: Path, destination: Path, env: dict[str, str], ref: str = "v0.1.0", **answers: Any) -> Path:
     """A project as a user starts it: rendered, then committed to its own repository."""
     render(repo, destination, env, ref, **answers)
@@ -579,37 +595,14 @@ def test_copy_refuses_tasks_unless_trusted(template_repo: Path, copier_env: dict
     assert "unsafe feature: tasks" in output(refused) and "--trust" in output(refused)
     assert not (tmp_path / "refused").exists()
 
-    copier(
-        "copy",
-        "--quiet",
-        "--defaults",
-        "--skip-tasks",
-        "--vcs-ref",
-        "v0.1.0",
-        *data,
-        str(template_repo),
-        "skipped",
-        cwd=tmp_path,
-        env=copier_env,
-    )
+    render(template_repo, tmp_path / "skipped", copier_env, "v0.1.0")
     assert (tmp_path / "skipped" / "pyproject.toml").is_file()
     assert not (tmp_path / "skipped" / ".git").exists() and not (tmp_path / "skipped" / "uv.lock").exists()
 
 
 def test_copy_tasks_lock_and_commit(template_repo: Path, copier_env: dict[str, str], tmp_path: Path) -> None:
     project = tmp_path / "acme-orders"
-    result = copier(
-        "copy",
-        "--defaults",
-        "--trust",
-        "--vcs-ref",
-        "v0.1.0",
-        *data_arguments(DEFAULT_ANSWERS),
-        str(template_repo),
-        str(project),
-        cwd=tmp_path,
-        env=copier_env,
-    )
+    result = copy_with_tasks(template_repo, project, copier_env)
     assert "[post-copy] uv.lock written." in output(result)
     assert git(project, copier_env, "log", "--format=%s").splitlines() == [
         "Generate the project from the FastAPI service template (v0.1.0)"
@@ -645,18 +638,7 @@ def test_copy_tasks_lock_and_commit(template_repo: Path, copier_env: dict[str, s
 def test_copy_tasks_skip_cleanly_without_uv(template_repo: Path, copier_env: dict[str, str], tmp_path: Path) -> None:
     env = {**copier_env, "PATH": path_without(tmp_path, "uv", "uvx")}
     project = tmp_path / "acme-orders"
-    result = copier(
-        "copy",
-        "--defaults",
-        "--trust",
-        "--vcs-ref",
-        "v0.1.0",
-        *data_arguments(DEFAULT_ANSWERS),
-        str(template_repo),
-        str(project),
-        cwd=tmp_path,
-        env=env,
-    )
+    result = copy_with_tasks(template_repo, project, env)
     assert "[post-copy] uv was not found on PATH: skipped `uv lock`." in output(result)
     assert not (project / "uv.lock").exists()
     assert len(git(project, env, "log", "--format=%H").splitlines()) == 1
