@@ -118,6 +118,18 @@ class Instance:
             time.sleep(0.05)
         pytest.fail(f"instance on {self.port} did not become ready:\n{self.log()[-4000:]}")
 
+    def __enter__(self) -> Instance:
+        """Wait until ready; leaving the block stops the process whatever happened."""
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
 

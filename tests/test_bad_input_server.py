@@ -32,14 +32,9 @@ INTERNALS = (b"Traceback", b'File "', b".py", PACKAGE.encode(), b"site-packages"
 @pytest.fixture(scope="module")
 def server(default_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     # The shared default project is not built (building would change it): development mode.
-    instance = Instance(
-        default_project, tmp_path_factory.mktemp("bad-input"), env={f"{ENV_PREFIX}ENVIRONMENT": "development"}
-    )
-    try:
-        instance.wait_ready()
+    directory = tmp_path_factory.mktemp("bad-input")
+    with Instance(default_project, directory, env={f"{ENV_PREFIX}ENVIRONMENT": "development"}) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def exchange(port: int, request: bytes, *, pieces: int = 1, pause: float = 0.0) -> bytes:

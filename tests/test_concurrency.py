@@ -28,12 +28,8 @@ LOAD_CONCURRENCY = 16
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     directory = tmp_path_factory.mktemp("concurrency")
     project = prepare_project(directory / "acme-orders", dict.fromkeys(COLD, IMPORT_DELAY))
-    instance = Instance(project, directory)
-    try:
-        instance.wait_ready()
+    with Instance(project, directory) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 async def get_all(base_url: str, paths: list[str], concurrency: int) -> list[httpx.Response | Exception]:

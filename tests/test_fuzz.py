@@ -39,12 +39,8 @@ EXCLUDED_CHECKS = "positive_data_acceptance,negative_data_rejection"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     directory = tmp_path_factory.mktemp("fuzz")
     project = prepare_project(directory / "acme-orders", scaffolded=("orders",))
-    instance = Instance(project, directory)
-    try:
-        instance.wait_ready()
+    with Instance(project, directory) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.mark.slow

@@ -217,7 +217,8 @@ def test_settings_load_in_the_service(default_project: Path, rendered: dict[str,
             "import json, sys\n"
             f"from {PACKAGE}.settings import Settings\n"
             "fields = set(Settings.model_fields)\n"
-            f"unknown = [key for key in json.loads(sys.argv[1]) if key.removeprefix('{ENV_PREFIX}').lower() not in fields]\n"
+            "unknown = [key for key in json.loads(sys.argv[1])"
+            f" if key.removeprefix('{ENV_PREFIX}').lower() not in fields]\n"
             "assert not unknown, unknown\n"
             "print(Settings(_env_file=None).model_dump_json())\n"
         )

@@ -23,17 +23,12 @@ def test_two_hundred_domains(tmp_path: Path) -> None:
     scaffolded_tests = ["tests/domains/domain_000", "tests/domains/domain_199"]
     uv(project, "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider", *scaffolded_tests)
 
-    instance = Instance(project, tmp_path)
-    try:
-        instance.wait_ready()
-        with httpx.Client(base_url=instance.base_url) as client:
-            paths = client.get("/openapi.json").json()["paths"]
-            for domain in DOMAINS:
-                assert f"/{prefix(domain)}" in paths
-                assert f"/{prefix(domain)}/{{{domain}_id}}" in paths
-            for domain in DOMAINS:
-                response = client.get(f"/{prefix(domain)}")
-                assert response.status_code == 200, (domain, response.text)
-                assert response.json() == []
-    finally:
-        instance.stop()
+    with Instance(project, tmp_path) as instance, httpx.Client(base_url=instance.base_url) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        for domain in DOMAINS:
+            assert f"/{prefix(domain)}" in paths
+            assert f"/{prefix(domain)}/{{{domain}_id}}" in paths
+        for domain in DOMAINS:
+            response = client.get(f"/{prefix(domain)}")
+            assert response.status_code == 200, (domain, response.text)
+            assert response.json() == []

@@ -16,12 +16,8 @@ from servers import Instance
 @pytest.fixture
 def server(default_project: Path, tmp_path: Path) -> Iterator[Instance]:
     # Development mode: the default render has no build, as right after `copier copy`.
-    instance = Instance(default_project, tmp_path, env={f"{ENV_PREFIX}ENVIRONMENT": "development"})
-    try:
-        instance.wait_ready()
+    with Instance(default_project, tmp_path, env={f"{ENV_PREFIX}ENVIRONMENT": "development"}) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.mark.slow
