@@ -19,6 +19,8 @@ from typing import Any
 import copier
 import pytest
 
+from postgres import PostgresServer
+
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ANSWERS: dict[str, Any] = {"project_name": "Acme Orders"}
 PACKAGE = "acme_orders"
@@ -114,3 +116,12 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The default render, synced once; tests must not change it (copy it to change it)."""
     project = render(tmp_path_factory.mktemp("default") / "acme-orders")
     yield sync(project)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server, started on first request (sessions that never ask pay nothing)
+    and shared by the session: each test makes its own database with ``create_database``. A test
+    that stops it, for an outage, must start it again before it ends (``try``/``finally``)."""
+    with PostgresServer() as server:
+        yield server

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 # Debian packages for the container and Kubernetes tests (podman builds and runs the generated
 # image; debootstrap makes its base image). Installed only when missing; needs root.
 # runc is named explicitly: apt would otherwise pick crun, which fails on these machines.
-system_packages=(podman buildah runc conmon containernetworking-plugins slirp4netns uidmap fuse-overlayfs debootstrap)
+# postgresql (server and psql client) is for the throwaway server tests/postgres.py runs itself.
+system_packages=(podman buildah runc conmon containernetworking-plugins slirp4netns uidmap fuse-overlayfs debootstrap
+  postgresql)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for package in "${system_packages[@]}"; do
@@ -17,11 +19,17 @@ fi
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]]; then
     echo "tests/run.sh: installing ${missing[*]}" >&2
+    if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+      # Debian's package would otherwise make and start a "main" cluster on port 5432: a server
+      # nobody asked for, left running. The tests make their own clusters (tests/postgres.py).
+      mkdir -p /etc/postgresql-common/createcluster.d
+      echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/no-main-cluster.conf
+    fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "tests/run.sh: missing Debian packages ${missing[*]} (install them as root);" \
-      "tests/test_docker.py will fail without them" >&2
+      "the container and PostgreSQL tests will fail without them" >&2
   fi
 fi
 
