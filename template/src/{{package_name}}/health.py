@@ -19,10 +19,14 @@ async def live(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    """Ready once the lifespan resources are up, and no longer once shutdown begins."""
+    """Ready once the lifespan resources are up and answer (a database that went away, or
+    that lacks a migration, makes it not ready), and no longer once shutdown begins."""
     lifecycle = request.app.state.lifecycle
     if not lifecycle.ready:
         raise UnavailableError(f"The service is {lifecycle.phase.value}.")
+    if await request.app.state.resources.check() is not None:
+        # The reason is in the log: it can name hosts and versions a probe need not see.
+        raise UnavailableError("A resource the service needs is unavailable.")
     return JSONResponse({"status": "ready"})
 
 

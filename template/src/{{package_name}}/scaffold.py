@@ -11,7 +11,8 @@ from string import Template
 from .app import PACKAGE_ROOT
 
 TEMPLATES = PACKAGE_ROOT / "_scaffold"
-DOMAIN_FILES = ("__init__.py", "router.py", "schemas.py", "service.py", "dependencies.py")
+# models.py only where the service has a database.
+DOMAIN_FILES = ("__init__.py", "router.py", "schemas.py", "service.py", "dependencies.py", "models.py")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _RESERVED = frozenset({"health", "docs", "openapi", "test", "tests"})
 
@@ -43,7 +44,7 @@ def new_domain(name: str, project_root: Path | None = None) -> NewDomain:
         "model": "".join(part.capitalize() for part in name.split("_")),
         "prefix": name.replace("_", "-"),
     }
-    rendered = {package / file: _render(file, values) for file in DOMAIN_FILES}
+    rendered = {package / file: _render(file, values) for file in DOMAIN_FILES if (TEMPLATES / f"{file}.tmpl").exists()}
     rendered[tests / "test_router.py"] = _render("test_router.py", values)
     for path, content in rendered.items():
         path.parent.mkdir(parents=True, exist_ok=True)

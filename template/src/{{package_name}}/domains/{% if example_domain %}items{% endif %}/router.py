@@ -18,24 +18,24 @@ async def list_items(
     page: PaginationDep,
     tag: Annotated[str | None, Query(max_length=50, description="Only items with this tag")] = None,
 ) -> ItemPage:
-    return service.list(limit=page.limit, offset=page.offset, tag=tag)
+    return await service.list(limit=page.limit, offset=page.offset, tag=tag)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_item(data: ItemCreate, service: ItemServiceDep) -> Item:
-    return service.create(data)
+    return await service.create(data)
 
 
 @router.get("/{item_id}")
 async def get_item(item_id: ItemId, service: ItemServiceDep) -> Item:
-    return service.get(item_id)
+    return await service.get(item_id)
 
 
 @router.patch("/{item_id}")
 async def update_item(item_id: ItemId, changes: ItemUpdate, service: ItemServiceDep) -> Item:
-    return service.update(item_id, changes)
+    return await service.update(item_id, changes)
 
 
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_item(item_id: ItemId, service: ItemServiceDep) -> None:
-    service.delete(item_id)
+    await service.delete(item_id)
