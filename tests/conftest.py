@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ANSWERS: dict[str, Any] = {"project_name": "Acme Orders"}
 PACKAGE = "acme_orders"
 ENV_PREFIX = "ACME_ORDERS_"
+_SCRATCH_DATA_HOME = Path(tempfile.gettempdir()) / f"template-tests-data-{os.getpid()}"
 # Left in a rendered file, these mean a template expression or tag was not rendered.
 JINJA_MARKUP = re.compile(r"(?<!\$)\{\{\s*[\w_]+.*?\}\}|\{%-?\s*\w+.*?-?%\}|\{#.*?#\}")
 
@@ -70,6 +72,9 @@ def run(
 
 def uv_environment() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("VIRTUAL_ENV", ENV_PREFIX))}
+    # A rendered service keeps its default SQLite file under XDG_DATA_HOME: never the
+    # developer's own.
+    env["XDG_DATA_HOME"] = str(_SCRATCH_DATA_HOME)
     env.setdefault("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))
     env["UV_NO_PROGRESS"] = "1"
     return env

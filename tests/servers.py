@@ -62,10 +62,13 @@ async def sleep(
 '''
 
 
-def prepare_project(destination: Path, domains: Mapping[str, float] = {}, scaffolded: tuple[str, ...] = ()) -> Path:
-    """Render and sync the default project, add ``domains`` (name -> import delay) with the
-    test router above and ``scaffolded`` domains as ``new-domain`` makes them, then build."""
-    project = sync(render(destination))
+def prepare_project(
+    destination: Path, domains: Mapping[str, float] = {}, scaffolded: tuple[str, ...] = (), **answers: object
+) -> Path:
+    """Render (default answers unless given) and sync the project, add ``domains`` (name ->
+    import delay) with the test router above and ``scaffolded`` domains as ``new-domain``
+    makes them, then build."""
+    project = sync(render(destination, **answers))
     names = [*domains, *scaffolded]
     if names:
         uv(project, "run", "--no-sync", "python", "-m", PACKAGE, "new-domain", *names)
@@ -82,10 +85,22 @@ def prefix(domain: str) -> str:
     return domain.replace("_", "-")
 
 
-class Instance:
-    """One ``python -m <package> serve`` process on its own port (a pod, in Kubernetes terms)."""
+def sqlite_url(directory: Path) -> str:
+    """The database of the instances whose logs go to ``directory`` (they share it, as
+    replicas share theirs)."""
+    return f"sqlite:///{directory / 'service.sqlite3'}"
 
-    def __init__(self, project: Path, log_directory: Path, *, env: Mapping[str, str] | None = None) -> None:
+
+class Instance:
+    """One ``python -m <package> serve`` process on its own port (a pod, in Kubernetes terms).
+
+    As a deployment does, it first runs ``db upgrade`` (production never migrates by itself);
+    unless told otherwise, the database is a SQLite file next to the logs.
+    """
+
+    def __init__(
+        self, project: Path, log_directory: Path, *, env: Mapping[str, str] | None = None, migrate: bool = True
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_directory / f"instance-{self.port}.log"
@@ -93,8 +108,14 @@ class Instance:
             **uv_environment(),
             f"{ENV_PREFIX}ENVIRONMENT": "production",
             f"{ENV_PREFIX}LOG_FORMAT": "json",
+            f"{ENV_PREFIX}DATABASE_URL": sqlite_url(log_directory),
             **(env or {}),
         }
+        if not (project / "src" / PACKAGE / "migrations").is_dir():
+            del environment[f"{ENV_PREFIX}DATABASE_URL"]
+        elif migrate:
+            migrated = run_service(project, "db", "upgrade", cwd=log_directory, env=environment)
+            assert migrated.returncode == 0, migrated.stderr
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [str(project_python(project)), "-m", PACKAGE, "serve", "--port", str(self.port)],

@@ -24,6 +24,7 @@ def test_question_names_are_the_contract() -> None:
         "author_email",
         "python_version",
         "deploy_targets",
+        "database",
         "example_domain",
     ]
 
@@ -39,6 +40,26 @@ def test_choices_and_defaults() -> None:
     assert QUESTIONS["deploy_targets"]["multiselect"] is True
     assert QUESTIONS["deploy_targets"]["default"] == []
     assert QUESTIONS["example_domain"] == {**QUESTIONS["example_domain"], "type": "bool", "default": True}
+    assert sorted(QUESTIONS["database"]["choices"].values()) == ["none", "postgresql", "sqlite"]
+
+
+@pytest.mark.parametrize(
+    ("targets", "database"),
+    [([], "sqlite"), (["docker"], "sqlite"), (["lambda"], "postgresql"), (["docker", "kubernetes"], "postgresql")],
+)
+def test_database_default_follows_the_targets(tmp_path: Path, targets: list[str], database: str) -> None:
+    data = {**DEFAULT_ANSWERS, "deploy_targets": targets}
+    copier.run_copy(str(TEMPLATE_ROOT), tmp_path, data=data, defaults=True, quiet=True, skip_tasks=True)
+    assert yaml.safe_load((tmp_path / ".copier-answers.yml").read_text())["database"] == database
+
+
+@pytest.mark.parametrize("targets", [["kubernetes"], ["lambda"], ["docker", "lambda", "kubernetes"]])
+def test_sqlite_is_refused_where_replicas_share_no_disk(tmp_path: Path, targets: list[str]) -> None:
+    data = {**DEFAULT_ANSWERS, "deploy_targets": targets, "database": "sqlite"}
+    with pytest.raises(ValueError, match="choose postgresql") as refused:
+        copier.run_copy(str(TEMPLATE_ROOT), tmp_path / "service", data=data, defaults=True, quiet=True, skip_tasks=True)
+    assert "read-only filesystems" in str(refused.value)
+    assert not (tmp_path / "service").exists() or not any((tmp_path / "service").iterdir())
 
 
 def test_copier_settings() -> None:
@@ -62,10 +83,14 @@ def test_package_name_is_derived(tmp_path: Path, project_name: str, package_name
 
 
 REFUSED = {
-    "package_name": ["class", "match", "json", "asyncio", "fastapi", "pydantic", "Acme", "9lives", "acme-orders", ""],
+    "package_name": [
+        *["class", "match", "json", "asyncio", "fastapi", "pydantic", "sqlalchemy", "alembic"],
+        *["Acme", "9lives", "acme-orders", ""],
+    ],
     "project_name": ["   "],
     "author_email": ["not-an-email", "a@b"],
     "python_version": ["3.10"],
+    "database": ["mysql", ""],
 }
 
 

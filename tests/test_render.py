@@ -7,17 +7,23 @@ without rendering the full cross product.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import leftover_markup, render, sync, uv
+from conftest import leftover_markup, render, run, sync, uv, uv_environment
 
 VARIANTS = {
-    "no-example-3.13": {"python_version": "3.13", "deploy_targets": [], "example_domain": False},
+    "none-3.13": {"python_version": "3.13", "deploy_targets": [], "database": "none"},
     "docker-3.12": {"python_version": "3.12", "deploy_targets": ["docker"]},
     "lambda-3.13": {"python_version": "3.13", "deploy_targets": ["lambda"]},
-    "kubernetes-no-example-3.11": {"python_version": "3.11", "deploy_targets": ["kubernetes"], "example_domain": False},
+    "kubernetes-none-no-example-3.11": {
+        "python_version": "3.11",
+        "deploy_targets": ["kubernetes"],
+        "database": "none",
+        "example_domain": False,
+    },
     "docker-lambda-3.12": {"python_version": "3.12", "deploy_targets": ["docker", "lambda"]},
     "docker-kubernetes-3.13": {"python_version": "3.13", "deploy_targets": ["docker", "kubernetes"]},
     "lambda-kubernetes-3.11": {"python_version": "3.11", "deploy_targets": ["lambda", "kubernetes"]},
@@ -27,14 +33,24 @@ VARIANTS = {
         "example_domain": False,
     },
 }
+# The database each variant gets when it names none: derived from the targets.
+SERVER_TARGETS = {"lambda", "kubernetes"}
 
 
-def check_project(project: Path) -> str:
+def database_of(answers: dict) -> str:
+    return answers.get("database") or ("postgresql" if SERVER_TARGETS & set(answers["deploy_targets"]) else "sqlite")
+
+
+def check_project(project: Path, env: dict[str, str] | None = None) -> str:
     """The rendered project's own checks; returns pytest's summary line."""
     assert leftover_markup(project) == []
     uv(project, "run", "ruff", "check", ".")
     uv(project, "run", "ruff", "format", "--check", ".")
-    result = uv(project, "run", "pytest", "-q", "-p", "no:cacheprovider")
+    result = run(
+        [sys.executable, "-m", "uv", "run", "pytest", "-q", "-p", "no:cacheprovider"],
+        project,
+        env={**uv_environment(), **(env or {})},
+    )
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary
     assert "failed" not in summary
@@ -49,9 +65,27 @@ def test_default_project_passes_its_own_checks(default_project: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
-def test_variant_passes_its_own_checks(tmp_path: Path, answers: dict) -> None:
+def test_variant_passes_its_own_checks(tmp_path: Path, answers: dict, request: pytest.FixtureRequest) -> None:
     project = sync(render(tmp_path / "service", **answers), answers["python_version"])
-    check_project(project)
+    database = database_of(answers)
+    # PostgreSQL renders run their suite against the real server, the others on SQLite files.
+    env = {"TEST_DATABASE_URL": request.getfixturevalue("postgres").admin_url} if database == "postgresql" else {}
+    check_project(project, env)
+    pyproject = (project / "pyproject.toml").read_text()
+    assert ("sqlalchemy" in pyproject) is (database != "none")
+    assert ("psycopg" in pyproject) is (database == "postgresql")
+    assert (project / "src" / "acme_orders" / "migrations").exists() is (database != "none")
+    if database != "none":
+        # What the generated CI runs: the migrations applied to an empty database match the models.
+        if database == "postgresql":
+            url = request.getfixturevalue("postgres").create_database(
+                f"check_{request.node.callspec.id}".replace("-", "_").replace(".", "_")
+            )
+        else:
+            url = f"sqlite:///{tmp_path / 'check.sqlite3'}"
+        env = {**uv_environment(), "ACME_ORDERS_ENVIRONMENT": "development", "ACME_ORDERS_DATABASE_URL": url}
+        for action in ("upgrade", "check"):
+            run([str(project / ".venv" / "bin" / "python"), "-m", "acme_orders", "db", action], project, env=env)
     version = uv(project, "run", "python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").stdout.strip()
     assert version == answers["python_version"]
     has_example = (project / "src" / "acme_orders" / "domains" / "items").exists()
@@ -69,6 +103,7 @@ def test_defaults_equal_explicit_answers(tmp_path: Path) -> None:
         author_email="platform@example.com",
         python_version="3.11",
         deploy_targets=[],
+        database="sqlite",
         example_domain=True,
     )
     files = sorted(path.relative_to(implicit) for path in implicit.rglob("*") if path.is_file())

@@ -11,6 +11,9 @@ behind a small load balancer written here that behaves like a Kubernetes Service
   uvicorn's keep-alive timeout (5 s), as any proxy in front of uvicorn must;
 - it retries nothing: a request that fails upstream is a failed request.
 
+The instances share one PostgreSQL database, as replicas do; clients create uniquely named
+items throughout, and every item acknowledged with 201 must be in the database exactly once.
+
 Each rollout replaces every instance one by one, as a Deployment with ``maxSurge: 1`` and
 ``maxUnavailable: 0`` does: start the new instance, wait until the balancer routes to it,
 delete the old one (endpoint removal, then a ``preStop`` sleep), SIGTERM it, wait for it to
@@ -25,6 +28,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +36,7 @@ import httpx
 import pytest
 
 from conftest import ENV_PREFIX
+from postgres import PostgresServer
 from servers import Instance, prepare_project
 
 REPLICAS = 3
@@ -48,7 +53,15 @@ MAX_REQUESTS_PER_CLIENT = 50_000
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_project(tmp_path_factory.mktemp("rolling") / "acme-orders", {"slow": 0})
+    return prepare_project(tmp_path_factory.mktemp("rolling") / "acme-orders", {"slow": 0}, database="postgresql")
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = request.node.name.removeprefix("test_")[:40]
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
 
 
 @dataclass
@@ -63,6 +76,7 @@ class Stats:
     total: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # names acknowledged with 201
 
 
 @dataclass
@@ -109,23 +123,24 @@ class Balancer:
 
     async def forward(
         self, method: str, path: str, expected: tuple[int, ...], *, json: object = None, pinned: Backend | None = None
-    ) -> None:
+    ) -> httpx.Response | None:
         self.stats.total += 1
         choices = [pinned] if pinned else self.rotation()
         if not choices:
             self.stats.failures.append(f"{method} {path}: no ready instance")
-            return
+            return None
         backend = choices[next(self._turn) % len(choices)]
         try:
             response = await self.client.request(method, f"{backend.instance.base_url}{path}", json=json)
         except httpx.TransportError as exc:
             self.stats.failures.append(f"{method} {path} -> :{backend.instance.port}: {type(exc).__name__}: {exc}")
-            return
+            return None
         self.stats.statuses[response.status_code] += 1
         if response.status_code not in expected:
             self.stats.failures.append(
                 f"{method} {path} -> :{backend.instance.port}: {response.status_code} {response.text[:200]}"
             )
+        return response
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -145,16 +160,22 @@ async def client_loop(balancer: Balancer, number: int, stop: asyncio.Event) -> N
             await balancer.forward("GET", "/items?limit=5", (200,))
         elif kind == 1:
             item = {"name": f"item-{number}-{sequence}", "price": "1.50"}
-            await balancer.forward("POST", "/items", (201,), json=item)
+            response = await balancer.forward("POST", "/items", (201,), json=item)
+            if response is not None and response.status_code == 201:
+                balancer.stats.created.append(response.json()["name"])
         elif kind == 2:
-            # Items live in each instance's memory: another instance may not have it.
+            # The first item exists once any client has created one.
             await balancer.forward("GET", "/items/1", (200, 404))
         else:
             await balancer.forward("GET", "/slow/sleep", (200,))
 
 
-def start(project: Path, logs: Path, instances: list[Instance]) -> Instance:
-    instance = Instance(project, logs, env={f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_TIMEOUT": str(GRACEFUL_SHUTDOWN_TIMEOUT)})
+def start(project: Path, logs: Path, instances: list[Instance], database_url: str) -> Instance:
+    env = {
+        f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_TIMEOUT": str(GRACEFUL_SHUTDOWN_TIMEOUT),
+        f"{ENV_PREFIX}DATABASE_URL": database_url,
+    }
+    instance = Instance(project, logs, env=env)
     instances.append(instance)  # registered first, so that clean-up finds it whatever happens
     instance.wait_ready()
     return instance
@@ -190,8 +211,10 @@ def connection_refused(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-async def replace(balancer: Balancer, old: Backend, project: Path, logs: Path, instances: list[Instance]) -> Drain:
-    new = Backend(await asyncio.to_thread(start, project, logs, instances))
+async def replace(
+    balancer: Balancer, old: Backend, project: Path, logs: Path, instances: list[Instance], database_url: str
+) -> Drain:
+    new = Backend(await asyncio.to_thread(start, project, logs, instances, database_url))
     balancer.backends.append(new)
     await wait_for(lambda: new in balancer.rotation(), 10, "the balancer to route to the new instance")
 
@@ -217,10 +240,14 @@ async def replace(balancer: Balancer, old: Backend, project: Path, logs: Path, i
     return Drain(old.instance.port, seconds, returncode, readiness)
 
 
-async def scenario(project: Path, logs: Path, instances: list[Instance]) -> tuple[Stats, list[Drain]]:
+async def scenario(
+    project: Path, logs: Path, instances: list[Instance], database_url: str
+) -> tuple[Stats, list[Drain]]:
     balancer = Balancer()
     stop = asyncio.Event()
-    started = await asyncio.gather(*(asyncio.to_thread(start, project, logs, instances) for _ in range(REPLICAS)))
+    started = await asyncio.gather(
+        *(asyncio.to_thread(start, project, logs, instances, database_url) for _ in range(REPLICAS))
+    )
     balancer.backends = [Backend(instance) for instance in started]
     sync = asyncio.create_task(balancer.sync(stop))
     await wait_for(lambda: len(balancer.rotation()) == REPLICAS, 10, "every instance in rotation")
@@ -230,7 +257,7 @@ async def scenario(project: Path, logs: Path, instances: list[Instance]) -> tupl
         await asyncio.sleep(1)  # load on the steady state first
         for _ in range(ROLLOUTS):
             for old in list(balancer.backends):
-                drains.append(await replace(balancer, old, project, logs, instances))
+                drains.append(await replace(balancer, old, project, logs, instances, database_url))
         await asyncio.sleep(1)
     finally:
         stop.set()
@@ -240,10 +267,14 @@ async def scenario(project: Path, logs: Path, instances: list[Instance]) -> tupl
 
 
 @pytest.mark.slow
-def test_rolling_restarts_lose_no_request(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rolling_restarts_lose_no_request(
+    project: Path, tmp_path: Path, database_url: str, postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     instances: list[Instance] = []
     try:
-        stats, drains = asyncio.run(asyncio.wait_for(scenario(project, tmp_path, instances), MAX_SCENARIO_SECONDS))
+        stats, drains = asyncio.run(
+            asyncio.wait_for(scenario(project, tmp_path, instances, database_url), MAX_SCENARIO_SECONDS)
+        )
     finally:
         for instance in instances:
             instance.stop()
@@ -254,8 +285,13 @@ def test_rolling_restarts_lose_no_request(project: Path, tmp_path: Path, capsys:
             f"\nrolling restart: {len(stats.failures)} failed of {stats.total} requests over {ROLLOUTS} rollouts"
             f" of {REPLICAS} instances; statuses {dict(sorted(stats.statuses.items()))}"
             f"\ndrain seconds (SIGTERM to exit, {SLOW_SECONDS} s requests in flight): {durations}"
+            f"\nwrites: {len(stats.created)} items acknowledged with 201"
         )
     assert stats.failures == [], "\n".join(stats.failures[:20])
+    stored = Counter(postgres.psql("SELECT name FROM items", database=database_url.rsplit("/", 1)[1]).splitlines())
+    assert len(stats.created) >= 300
+    assert [name for name, count in stored.items() if count > 1] == []
+    assert set(stats.created) <= set(stored), set(stats.created) - set(stored)
     assert stats.total >= 2000
     assert len(drains) == ROLLOUTS * REPLICAS
     for drain in drains:
@@ -277,10 +313,11 @@ def test_rolling_restarts_lose_no_request(project: Path, tmp_path: Path, capsys:
 
 
 @pytest.mark.slow
-def test_drain_cuts_requests_longer_than_the_timeout(project: Path, tmp_path: Path) -> None:
+def test_drain_cuts_requests_longer_than_the_timeout(project: Path, tmp_path: Path, database_url: str) -> None:
     """The graceful-shutdown timeout bounds a drain: longer requests are cancelled (and
     answered 503), then the lifespan still closes its resources and the process exits."""
-    instance = Instance(project, tmp_path, env={f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_TIMEOUT": "1"})
+    env = {f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_TIMEOUT": "1", f"{ENV_PREFIX}DATABASE_URL": database_url}
+    instance = Instance(project, tmp_path, env=env)
     try:
         instance.wait_ready()
 
