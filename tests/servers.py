@@ -72,6 +72,13 @@ def prepare_project(
     names = [*domains, *scaffolded]
     if names:
         uv(project, "run", "--no-sync", "python", "-m", PACKAGE, "new-domain", *names)
+    if scaffolded and (project / "src" / PACKAGE / "migrations").is_dir():
+        # The next step new-domain prints: a migration for the new tables, written against
+        # a scratch database at the latest revision.
+        env = {f"{ENV_PREFIX}ENVIRONMENT": "development", f"{ENV_PREFIX}DATABASE_URL": sqlite_url(destination.parent)}
+        for command in (["upgrade"], ["revision", "-m", f"add {' and '.join(scaffolded)}"]):
+            result = run_service(project, "db", *command, cwd=destination.parent, env=env)
+            assert result.returncode == 0, result.stderr
     for name, import_delay in domains.items():
         router = project / "src" / PACKAGE / "domains" / name / "router.py"
         router.write_text(DOMAIN_ROUTER.format(name=name, prefix=prefix(name), import_delay=import_delay))

@@ -44,7 +44,8 @@ def new_domain(name: str, project_root: Path | None = None) -> NewDomain:
         "model": "".join(part.capitalize() for part in name.split("_")),
         "prefix": name.replace("_", "-"),
     }
-    rendered = {package / file: _render(file, values) for file in DOMAIN_FILES if (TEMPLATES / f"{file}.tmpl").exists()}
+    files = [file for file in DOMAIN_FILES if (TEMPLATES / f"{file}.tmpl").exists()]
+    rendered = {package / file: _render(file, values) for file in files}
     rendered[tests / "test_router.py"] = _render("test_router.py", values)
     for path, content in rendered.items():
         path.parent.mkdir(parents=True, exist_ok=True)

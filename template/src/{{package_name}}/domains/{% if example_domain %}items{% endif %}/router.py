@@ -9,7 +9,8 @@ from .schemas import Item, ItemCreate, ItemPage, ItemUpdate
 
 router = APIRouter(prefix="/items", tags=["items"])
 
-ItemId = Annotated[int, Path(ge=1, description="Item identifier")]
+# Bounded by what the id column holds (a 32-bit integer on every database).
+ItemId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Item identifier")]
 
 
 @router.get("")
