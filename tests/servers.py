@@ -72,13 +72,8 @@ def prepare_project(
     names = [*domains, *scaffolded]
     if names:
         uv(project, "run", "--no-sync", "python", "-m", PACKAGE, "new-domain", *names)
-    if scaffolded and (project / "src" / PACKAGE / "migrations").is_dir():
-        # The next step new-domain prints: a migration for the new tables, written against
-        # a scratch database at the latest revision.
-        env = {f"{ENV_PREFIX}ENVIRONMENT": "development", f"{ENV_PREFIX}DATABASE_URL": sqlite_url(destination.parent)}
-        for command in (["upgrade"], ["revision", "-m", f"add {' and '.join(scaffolded)}"]):
-            result = run_service(project, "db", *command, cwd=destination.parent, env=env)
-            assert result.returncode == 0, result.stderr
+    if scaffolded:
+        add_migration(project, destination.parent, f"add {' and '.join(scaffolded)}")
     for name, import_delay in domains.items():
         router = project / "src" / PACKAGE / "domains" / name / "router.py"
         router.write_text(DOMAIN_ROUTER.format(name=name, prefix=prefix(name), import_delay=import_delay))
@@ -86,6 +81,17 @@ def prepare_project(
         shutil.rmtree(project / "tests" / "domains" / name)
     uv(project, "run", "--no-sync", "python", "-m", PACKAGE, "build")
     return project
+
+
+def add_migration(project: Path, scratch: Path, message: str) -> None:
+    """The step ``new-domain`` prints next (with a database): a migration for the new tables,
+    written against a scratch database at the latest revision."""
+    if not (project / "src" / PACKAGE / "migrations").is_dir():
+        return
+    env = {f"{ENV_PREFIX}ENVIRONMENT": "development", f"{ENV_PREFIX}DATABASE_URL": sqlite_url(scratch)}
+    for command in (["upgrade"], ["revision", "-m", message]):
+        result = run_service(project, "db", *command, cwd=scratch, env=env)
+        assert result.returncode == 0, result.stderr
 
 
 def prefix(domain: str) -> str:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from conftest import PACKAGE, render, sync, uv
-from servers import Instance, prefix
+from servers import Instance, add_migration, prefix
 
 DOMAINS = [f"domain_{index:03d}" for index in range(200)]
 
@@ -17,6 +17,7 @@ DOMAINS = [f"domain_{index:03d}" for index in range(200)]
 def test_two_hundred_domains(tmp_path: Path) -> None:
     project = sync(render(tmp_path / "big"))
     uv(project, "run", "--no-sync", "python", "-m", PACKAGE, "new-domain", *DOMAINS)
+    add_migration(project, tmp_path, "add 200 domains")
     built = uv(project, "run", "--no-sync", "python", "-m", PACKAGE, "build").stdout
     assert built.startswith("Built 201 domains, 605 routes")
     # Two of the scaffolded domains' own tests, as a user would run them.
