@@ -73,6 +73,7 @@ def test_variant_passes_its_own_checks(tmp_path: Path, answers: dict, request: p
     check_project(project, env)
     pyproject = (project / "pyproject.toml").read_text()
     assert ("sqlalchemy" in pyproject) is (database != "none")
+    assert ("sqlalchemy" in (project / "uv.lock").read_text()) is (database != "none")
     assert ("psycopg" in pyproject) is (database == "postgresql")
     assert (project / "src" / "acme_orders" / "migrations").exists() is (database != "none")
     if database != "none":

@@ -37,6 +37,8 @@ pytestmark = pytest.mark.slow
 # Template sources (under template/) and the paths they render to.
 T_PKG = "src/{{package_name}}"
 T_ITEMS = T_PKG + "/domains/{% if example_domain %}items{% endif %}"
+# The example domain's service as the default (SQLite) render has it.
+T_ITEMS_SERVICE = T_ITEMS + "/{% if database != 'none' %}service.py{% endif %}"
 T_WORKFLOW = ".github/workflows/ci.yml.jinja"
 T_WORKFLOW_RENAMED = ".github/workflows/tests.yml.jinja"
 P_PKG = f"src/{PACKAGE}"
@@ -242,12 +244,12 @@ def add_migrations(repo: Path, *migrations: dict[str, Any]) -> None:
 
 def release_0_2_0(repo: Path) -> None:
     template = repo / "template"
-    for relative in ("README.md.jinja", f"{T_ITEMS}/service.py", f"{T_PKG}/health.py", f"{T_PKG}/settings.py.jinja"):
+    for relative in ("README.md.jinja", T_ITEMS_SERVICE, f"{T_PKG}/health.py", f"{T_PKG}/settings.py.jinja"):
         assert len((template / relative).read_text(encoding="utf-8").splitlines()) >= 20, (
             f"{relative} is too short for edits at its two ends to stay apart"
         )
     prepend(template / "README.md.jinja", TEMPLATE_README)
-    prepend(template / T_ITEMS / "service.py", TEMPLATE_SERVICE)
+    prepend(template / T_ITEMS_SERVICE, TEMPLATE_SERVICE)
     prepend(template / T_PKG / "health.py", TEMPLATE_HEALTH)
     prepend(template / T_PKG / "settings.py.jinja", TEMPLATE_SETTINGS)
     append(template / ".env.jinja", TEMPLATE_ENV)
@@ -512,9 +514,14 @@ def test_deleted_files_stay_deleted(template_repo: Path, copier_env: dict[str, s
     commit_all(project, copier_env, "Update to 0.2.0")
 
     # Saying so in the answers is the supported way to keep it gone for good (a recopy
-    # renders the answers afresh); the update itself then changes nothing else.
+    # renders the answers afresh); the update then only takes the domain's migration away too.
     update(project, copier_env, "v0.2.0", "--data", "example_domain=false")
-    assert git(project, copier_env, "status", "--porcelain").split() == ["M", ".copier-answers.yml"]
+    assert git(project, copier_env, "status", "--porcelain").split() == [
+        "M",
+        ".copier-answers.yml",
+        "D",
+        f"{P_PKG}/migrations/versions/20261201_5e0c2d1a7b44_create_items.py",
+    ]
     assert not (project / P_ITEMS).exists()
 
 
@@ -565,8 +572,14 @@ def test_changing_deploy_targets_adds_and_removes_their_files(
     assert files(project) == every
     commit_all(project, copier_env, "Every deploy target")
 
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["database"] == "postgresql"  # SQLite cannot serve Kubernetes or Lambda
+
+    # Without the targets, the database stays what it became: the data lives there now.
     update(project, copier_env, "v0.1.0", "--data", "deploy_targets=[]")
-    assert files(project) == none
+    assert files(project) == files(
+        render(template_repo, tmp_path / "none-postgresql" / "acme-orders", copier_env, "v0.1.0", database="postgresql")
+    )
     assert empty_directories(project) == []
 
 
