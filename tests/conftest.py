@@ -28,7 +28,8 @@ PACKAGE = "acme_orders"
 ENV_PREFIX = "ACME_ORDERS_"
 _SCRATCH_DATA_HOME = Path(tempfile.gettempdir()) / f"template-tests-data-{os.getpid()}"
 # Left in a rendered file, these mean a template expression or tag was not rendered.
-JINJA_MARKUP = re.compile(r"(?<!\$)\{\{\s*[\w_]+.*?\}\}|\{%-?\s*\w+.*?-?%\}|\{#.*?#\}")
+# CloudFormation's dynamic references (``{{resolve:...}}``) look alike and are meant.
+JINJA_MARKUP = re.compile(r"(?<!\$)\{\{(?!resolve:)\s*[\w_]+.*?\}\}|\{%-?\s*\w+.*?-?%\}|\{#.*?#\}")
 
 
 def render(destination: Path, **answers: Any) -> Path:

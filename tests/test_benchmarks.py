@@ -2,20 +2,23 @@
 
 It asserts structure and completeness only: every configuration produced every number,
 every request answered as expected, the OpenAPI documents are complete where they should
-be. No test here asserts a time: timings on a shared CI machine prove nothing.
+be, the database variant (the default render, database=sqlite) ran against its own floor.
+No test here asserts a time: timings on a shared CI machine prove nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
-from benchmarks.harness import EAGER, FLOOR, LAZY, LAZYROUTER
+from benchmarks.harness import DB_FLOOR, DB_LAZY, EAGER, FLOOR, LAZY, LAZYROUTER
 from benchmarks.run import run
 
 DOMAINS = 3
 OPERATIONS = DOMAINS * 5
+SERVICE_KINDS = (LAZY, EAGER, LAZYROUTER, DB_LAZY)
 
 EVERY_CONFIG = (
     "uvicorn_ready_ms",
@@ -66,8 +69,9 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
         ]
     )
     assert not results.errors, results.errors
-    expected = {FLOOR} | {f"{kind}@{count}" for kind in (LAZY, EAGER, LAZYROUTER) for count in (0, DOMAINS)}
+    expected = {FLOOR, DB_FLOOR} | {f"{kind}@{count}" for kind in SERVICE_KINDS for count in (0, DOMAINS)}
     assert expected <= set(results.configs)
+    assert results.configs[f"{DB_LAZY}@{DOMAINS}"].floor == DB_FLOOR
 
     for config_id in expected:
         for metric in EVERY_CONFIG:
@@ -76,7 +80,7 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
         oks = {key: values for key, values in results.samples[config_id].items() if key.endswith("_ok")}
         assert all(value == 1 for values in oks.values() for _, value in values), (config_id, oks)
 
-    for kind in (LAZY, EAGER, LAZYROUTER):
+    for kind in SERVICE_KINDS:
         config_id = f"{kind}@{DOMAINS}"
         for metric in WITH_DOMAINS:
             assert results.median(config_id, metric) is not None, (config_id, metric)
@@ -84,17 +88,24 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
 
     # Our document is complete in both modes; fastapi-lazyrouter's lists only mounted domains.
     assert results.median(FLOOR, "openapi_operations") == 0
-    for kind in (LAZY, EAGER):
+    for kind in (LAZY, EAGER, DB_LAZY):
         assert results.median(f"{kind}@{DOMAINS}", "openapi_operations") == OPERATIONS
         assert results.median(f"{kind}@0", "openapi_operations") == 0
     assert results.median(f"{LAZYROUTER}@{DOMAINS}", "openapi_operations") < OPERATIONS
     assert results.median(f"{EAGER}@{DOMAINS}", "openapi_runtime_operations") == OPERATIONS
+
+    # The database variant's numbers and its ratios to its own floor are real numbers.
+    for config_id in (DB_FLOOR, f"{DB_LAZY}@0", f"{DB_LAZY}@{DOMAINS}"):
+        for metric in ("uvicorn_ready_ms", "process_ready_ms", "rss_ready_mib"):
+            for value in (results.median(config_id, metric), results.ratio(config_id, metric)):
+                assert value is not None and math.isfinite(value) and value > 0, (config_id, metric, value)
 
     # The report has every table, with a ratio to the floor, and the run's context.
     text = output.read_text()
     assert text == report
     for heading in (
         "## Headline: lazy cold start",
+        "## Headline: the default render (database=sqlite) against its floor",
         "## Cold start",
         "## First requests to cold domains",
         "## Warm request latency",
@@ -105,6 +116,12 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
         assert heading in text
     assert "(1.00x)" in text  # the floor against itself
     assert "PROBLEMS" not in text
+    for label in ("empty FastAPI + SQLAlchemy engine (database floor)", "service, lazy + build, database=sqlite"):
+        assert label in text
+    claim = text.split("## Headline: the default render", 1)[1].split("\n## ", 1)[0]
+    for count in (0, DOMAINS):
+        assert f"\n| {count} | " in claim  # a row per D in each of its tables
+    assert "n/a" not in claim.split("| D | lazy, sqlite", 1)[1]
     assert workspace.versions["lazyrouter"]["fastapi"] == "0.119.1"
     assert set(json.loads(samples.read_text())["samples"]) == set(results.configs)
     for plugin in registry.plugins:

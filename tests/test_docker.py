@@ -1,9 +1,11 @@
 """The container image, for real: rendered Dockerfile, linted, built with podman, run, stopped.
 
-The image is built once per session from a project rendered with the docker and kubernetes
-targets, on a locally bootstrapped stand-in of the real base image (container_support.py
-explains why and how). The dependency install inside the build reaches PyPI, as any image
-build does; nothing else is fetched.
+Two images are built once per session, on a locally bootstrapped stand-in of the real base
+image (container_support.py explains why and how): the SQLite one (the docker target alone),
+which keeps its database on a volume, and the PostgreSQL one (docker and kubernetes, the
+image the manifests run), which migrates and serves against the session's real PostgreSQL
+server. The dependency install inside the build reaches PyPI, as any image build does;
+nothing else is fetched.
 """
 
 from __future__ import annotations
@@ -22,12 +24,23 @@ import pytest
 
 from conftest import ENV_PREFIX, PACKAGE, free_port, leftover_markup, python_executable, render, run, uv
 from container_support import PODMAN, ULIMITS, build_image, ensure_base_image, podman, require
+from postgres import PostgresServer
 
 # The image's contract, also relied on by deploy/kubernetes (runAsUser, containerPort).
 UID = GID = 10001
 PORT = 8000
 GRACEFUL_SHUTDOWN_TIMEOUT = 20  # the setting's default; the image does not change it
 STOP_TIMEOUT = 30  # what the docs tell `docker run --stop-timeout` / `podman stop -t` to use
+# The SQLite image's database file, on its declared volume.
+DATA = "/data"
+SQLITE_URL = f"sqlite:///{DATA}/{PACKAGE}.sqlite3"
+# The restrictions of the Kubernetes manifests: read-only root, /tmp writable, no
+# capabilities, no privilege escalation. Every container of these tests runs with them.
+HARDENING = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+# slirp4netns with the host's loopback reachable as this address: the containers reach the
+# session's PostgreSQL server (127.0.0.1 only) and nothing else of the host, and ports still publish.
+HOST_LOOPBACK_NETWORK = ["--network", "slirp4netns:allow_host_loopback=true"]
+HOST_LOOPBACK = "10.0.2.2"
 
 
 # --- Which files each choice of targets produces -------------------------------------------
@@ -72,21 +85,37 @@ def test_dockerfile_follows_the_python_version(tmp_path: Path, python_version: s
 # --- The image ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def image_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = render(tmp_path_factory.mktemp("image") / "acme-orders", deploy_targets=["docker", "kubernetes"])
+def locked_project(destination: Path, **answers: object) -> Path:
+    project = render(destination, **answers)
     # The image installs from the lock (uv sync --locked); a generated project locks at copy time.
     uv(project, "lock", "--python", python_executable("3.11"))
     return project
 
 
 @pytest.fixture(scope="module")
-def image(image_project: Path) -> Iterator[str]:
+def image_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The docker target alone: the SQLite image."""
+    project = locked_project(tmp_path_factory.mktemp("image") / "acme-orders", deploy_targets=["docker"])
+    assert "database: sqlite" in (project / ".copier-answers.yml").read_text()
+    return project
+
+
+@pytest.fixture(scope="module")
+def postgres_image_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Docker and Kubernetes: the PostgreSQL image, as the manifests run it."""
+    project = locked_project(
+        tmp_path_factory.mktemp("postgres-image") / "acme-orders", deploy_targets=["docker", "kubernetes"]
+    )
+    assert "database: postgresql" in (project / ".copier-answers.yml").read_text()
+    return project
+
+
+def built_image(project: Path) -> Iterator[str]:
     require("podman")
     base = ensure_base_image("3.11")
     tag = f"localhost/acme-orders-test:{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
-    build_image(image_project, tag)
+    build_image(project, tag)
     print(f"image built in {time.monotonic() - started:.1f} s")
     # buildah 1.28 with --layers=false deletes a base image that a FROM-only stage aliases
     # (`FROM python AS base` + `FROM base`): the Dockerfile names the image in each stage.
@@ -95,19 +124,34 @@ def image(image_project: Path) -> Iterator[str]:
     podman("rmi", "--force", tag, check=False)
 
 
+@pytest.fixture(scope="module")
+def image(image_project: Path) -> Iterator[str]:
+    yield from built_image(image_project)
+
+
+@pytest.fixture(scope="module")
+def postgres_image(postgres_image_project: Path) -> Iterator[str]:
+    yield from built_image(postgres_image_project)
+
+
 def assert_hadolint_clean(dockerfile: Path) -> None:
     result = subprocess.run(["hadolint", str(dockerfile)], capture_output=True, text=True, check=False)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
-def test_dockerfile_is_lint_clean(image_project: Path) -> None:
-    assert_hadolint_clean(image_project / "Dockerfile")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_image_project(request: pytest.FixtureRequest) -> Path:
+    return request.getfixturevalue("image_project" if request.param == "sqlite" else "postgres_image_project")
 
 
-def test_dockerfile_passes_checkov(image_project: Path) -> None:
+def test_dockerfile_is_lint_clean(any_image_project: Path) -> None:
+    assert_hadolint_clean(any_image_project / "Dockerfile")
+
+
+def test_dockerfile_passes_checkov(any_image_project: Path) -> None:
     result = run(
         ["checkov", "--skip-download", "--framework", "dockerfile", "-f", "Dockerfile", "-o", "json"],
-        cwd=image_project,
+        cwd=any_image_project,
     )
     summary = json.loads(result.stdout)["summary"]
     assert summary["failed"] == 0, result.stdout
@@ -127,10 +171,24 @@ def test_image_metadata(image: str) -> None:
     assert config["StopSignal"] == "SIGTERM"
     assert f"{PORT}/tcp" in config["ExposedPorts"]
     assert inspected["Healthcheck"]["Test"][:2] == ["CMD", "python"]
+    # The SQLite file is on a volume, outside the read-only code.
+    assert f"{ENV_PREFIX}DATABASE_URL={SQLITE_URL}" in config["Env"]
+    assert config["Volumes"] == {DATA: {}}
     size_mb = inspected["Size"] / 1_000_000
     print(f"image size: {size_mb:.0f} MB")
     # The base is ~150 MB; the service and its dependencies add ~20 MB. No build tools.
     assert size_mb < 250
+
+
+@pytest.mark.slow
+def test_postgresql_image_metadata(postgres_image: str) -> None:
+    [inspected] = json.loads(podman("image", "inspect", postgres_image).stdout)
+    config = inspected["Config"]
+    assert config["User"] == f"{UID}:{GID}"
+    assert config["Cmd"] == ["python", "-m", PACKAGE, "serve", "--host", "0.0.0.0"]
+    # The URL is a secret given at run time: none in the image, and no volume to keep.
+    assert not [variable for variable in config["Env"] if "DATABASE" in variable]
+    assert not config.get("Volumes")
 
 
 @pytest.mark.slow
@@ -143,33 +201,52 @@ def test_image_holds_only_the_runtime(image: str) -> None:
         f"python -m {PACKAGE} status; "  # the route build is in the image and up to date
         f"test -n \"$(find /app/.venv -path '*/{PACKAGE}/__pycache__/*.pyc' -print -quit)\"; "  # bytecode shipped
         f'test "$(stat -c %u /app/.venv/lib)" = 0; '  # the code belongs to root, not to the service
-        "touch /app/.venv/x 2>/dev/null && exit 1 || true"
+        "touch /app/.venv/x 2>/dev/null && exit 1 || true; "
+        f'test "$(stat -c %u:%g {DATA})" = {UID}:{GID}; '  # the database's volume belongs to the service
+        f"test -f /app/.venv/lib/python3.11/site-packages/{PACKAGE}/migrations/script.py.mako"  # migrations ship
     )
     result = podman("run", "--rm", "--network", "none", *ULIMITS, image, "sh", "-c", script)
     assert "up to date" in result.stdout
 
 
+def environment(variables: dict[str, str]) -> list[str]:
+    return [option for name, value in variables.items() for option in ("--env", f"{name}={value}")]
+
+
+def podman_run(image: str, *command: str, options: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A one-off container of the image (as `docker run --rm`), hardened like the service's."""
+    return podman("run", "--rm", *ULIMITS, *HARDENING, *options, image, *command, timeout=120, check=check)
+
+
+UPGRADE = ("python", "-m", PACKAGE, "db", "upgrade")
+
+
+def migrate(image: str, options: list[str]) -> subprocess.CompletedProcess[str]:
+    """`db upgrade`, its own command in the same image, as a deploy runs it before the new version."""
+    return podman_run(image, *UPGRADE, options=options)
+
+
 class Container:
-    def __init__(self, image: str) -> None:
+    """The image's own command, detached, with HARDENING and its port published on 127.0.0.1."""
+
+    def __init__(self, image: str, options: list[str] | None = None) -> None:
         self.name = f"acme-orders-test-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
-        # The restrictions of the Kubernetes manifests: read-only root, /tmp writable, no
-        # capabilities, no privilege escalation.
         podman(
             "run", "--detach", "--name", self.name,
             *ULIMITS,
             "--publish", f"127.0.0.1:{self.port}:{PORT}",
-            "--read-only", "--tmpfs", "/tmp",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            *HARDENING,
+            *(options or []),
             image,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 60) -> float:
+    def wait_ready(self, timeout: float = 60, path: str = "/health/ready") -> float:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             try:
-                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return time.monotonic() - started
             except httpx.TransportError:
                 pass
@@ -191,8 +268,21 @@ class Container:
 
 
 @pytest.fixture
-def container(image: str) -> Iterator[Container]:
-    started = Container(image)
+def volume() -> Iterator[str]:
+    """A named volume for the SQLite image's database, removed after the test."""
+    name = f"acme-orders-test-data-{uuid.uuid4().hex[:8]}"
+    podman("volume", "create", name)
+    try:
+        yield name
+    finally:
+        podman("volume", "rm", "--force", name, check=False)
+
+
+@pytest.fixture
+def container(image: str, volume: str) -> Iterator[Container]:
+    """The SQLite image serving a migrated database on its volume."""
+    migrate(image, ["--network", "none", "--volume", f"{volume}:{DATA}"])
+    started = Container(image, ["--volume", f"{volume}:{DATA}"])
     try:
         yield started
     finally:
@@ -275,3 +365,76 @@ def test_container_drains_in_flight_requests_on_stop(container: Container) -> No
         < messages.index("Finished server process [1]")
     )
     assert "Traceback" not in logs
+
+
+# --- The database ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sqlite_data_outlives_the_container_on_its_volume(image: str, volume: str) -> None:
+    on_volume = ["--volume", f"{volume}:{DATA}"]
+    migrated = migrate(image, ["--network", "none", *on_volume])
+    assert "Running upgrade" in migrated.stdout + migrated.stderr
+    first = Container(image, on_volume)
+    try:
+        first.wait_ready()
+        with httpx.Client(base_url=first.url, timeout=10) as client:
+            created = client.post("/items", json={"name": "Kept mug", "price": "4.00"})
+            assert created.status_code == 201, created.text
+    finally:
+        first.remove()
+
+    # A new container (a new version, say) on the same volume finds the data.
+    second = Container(image, on_volume)
+    try:
+        second.wait_ready()
+        listed = httpx.get(f"{second.url}/items", timeout=10)
+        assert [item["name"] for item in listed.json()["items"]] == ["Kept mug"]
+        files = podman("exec", second.name, "stat", "-c", "%n %u", f"{DATA}/{PACKAGE}.sqlite3").stdout.split()
+        assert files == [f"{DATA}/{PACKAGE}.sqlite3", str(UID)]
+    finally:
+        second.remove()
+    # Migrating an up-to-date database again is a no-op.
+    again = migrate(image, ["--network", "none", *on_volume])
+    assert "Running upgrade" not in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_postgresql_image_migrates_and_serves_a_real_server(postgres_image: str, postgres: PostgresServer) -> None:
+    # Fail fast: no database, no service (exit 3, so the orchestrator restarts it).
+    unreachable = environment({f"{ENV_PREFIX}DATABASE_URL": f"postgresql://postgres@{HOST_LOOPBACK}:1/none"})
+    refused = podman_run(postgres_image, options=["--network", "none", *unreachable], check=False)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert f"{ENV_PREFIX}DATABASE_URL" in refused.stdout + refused.stderr
+
+    postgres.create_database("image")
+    url = f"postgresql://postgres@{HOST_LOOPBACK}:{postgres.port}/image"
+    options = [*HOST_LOOPBACK_NETWORK, *environment({f"{ENV_PREFIX}DATABASE_URL": url})]
+    container = Container(postgres_image, options)
+    try:
+        # Production never migrates by itself: alive, but not ready until `db upgrade` ran.
+        container.wait_ready(path="/health/live")
+        assert httpx.get(f"{container.url}/health/ready", timeout=5).status_code == 503
+        assert postgres.psql("SELECT to_regclass('items') IS NULL", database="image") == "t"
+
+        # Several pods' init containers at once: they queue on the advisory lock, one migrates.
+        upgrade_command = [*PODMAN, "run", "--rm", *ULIMITS, *HARDENING, *options, postgres_image, *UPGRADE]
+        upgrades = [
+            subprocess.Popen(upgrade_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)
+        ]
+        outputs = [upgrade.communicate(timeout=120)[0] for upgrade in upgrades]
+        assert [upgrade.returncode for upgrade in upgrades] == [0, 0], outputs
+        assert sum("Running upgrade" in output for output in outputs) == 1, outputs
+        assert postgres.psql("SELECT count(*) FROM alembic_version", database="image") == "1"
+
+        container.wait_ready(timeout=15)
+        with httpx.Client(base_url=container.url, timeout=10) as client:
+            created = client.post("/items", json={"name": "Server mug", "price": "7.00"})
+            assert created.status_code == 201, created.text
+            assert client.get(f"/items/{created.json()['id']}").json() == created.json()
+        assert postgres.psql("SELECT name FROM items", database="image") == "Server mug"
+        assert "Traceback" not in container.logs()
+    finally:
+        container.remove()
+        postgres.drop_database("image")

@@ -1,6 +1,8 @@
 """The Kubernetes manifests: every overlay rendered by kustomize v5, validated against the
 Kubernetes schemas (strict), scanned by checkov, linted by yamllint, and held to the
-deployment's contract (probes, shutdown arithmetic, hardening) read from the rendered output.
+deployment's contract (probes, shutdown arithmetic, hardening, the database URL from a
+Secret, migrations in an init container) read from the rendered output. A render without a
+database has none of the database's objects.
 """
 
 from __future__ import annotations
@@ -27,25 +29,37 @@ EXPECTED_SKIPS = {
     "dev": {"CKV_K8S_35", "CKV_K8S_43"},
     "prod": {"CKV_K8S_35"},
 }
-# What the lifespan shutdown (closing the HTTP client, pools) may take, on top of the drain.
+# What the lifespan shutdown (closing the HTTP client, disposing of the database pool) may
+# take, on top of the drain.
 LIFESPAN_SHUTDOWN_BUDGET = 5
+DATABASE_URL = f"{ENV_PREFIX}DATABASE_URL"
+DATABASE_SECRET = {"name": f"{APP}-database", "key": "url"}
+POSTGRESQL_PORT = 5432
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return render(tmp_path_factory.mktemp("kubernetes") / "acme-orders", deploy_targets=["kubernetes"])
+    # Kubernetes renders default to (and can only have) PostgreSQL.
+    project = render(tmp_path_factory.mktemp("kubernetes") / "acme-orders", deploy_targets=["kubernetes"])
+    assert "database: postgresql" in (project / ".copier-answers.yml").read_text()
+    return project
+
+
+def kustomize(project: Path, output: Path, kustomizations: tuple[str, ...]) -> dict[str, Path]:
+    """Each kustomization as `kubectl kustomize` renders it, in a file."""
+    files = {}
+    for name in kustomizations:
+        directory = "base" if name == "base" else f"overlays/{name}"
+        result = run([str(kubectl()), "kustomize", f"deploy/kubernetes/{directory}"], cwd=project)
+        files[name] = output / f"{name}.yaml"
+        files[name].write_text(result.stdout)
+    return files
 
 
 @pytest.fixture(scope="module")
 def rendered(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each overlay as `kubectl kustomize` renders it, in a file."""
-    output = tmp_path_factory.mktemp("rendered")
-    files = {}
-    for overlay in OVERLAYS:
-        result = run([str(kubectl()), "kustomize", f"deploy/kubernetes/overlays/{overlay}"], cwd=project)
-        files[overlay] = output / f"{overlay}.yaml"
-        files[overlay].write_text(result.stdout)
-    return files
+    """Each overlay, and the base, as `kubectl kustomize` renders it."""
+    return kustomize(project, tmp_path_factory.mktemp("rendered"), ("base", *OVERLAYS))
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -55,6 +69,27 @@ def documents(path: Path) -> list[dict[str, Any]]:
 def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     [found] = [document for document in docs if document["kind"] == kind]
     return found
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [document for document in docs if document["kind"] == kind]
+
+
+def values(container: dict[str, Any]) -> dict[str, str]:
+    """The container's literal `env` values (secret references left out)."""
+    return {variable["name"]: variable["value"] for variable in container.get("env", []) if "value" in variable}
+
+
+def secret_references(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        variable["name"]: variable["valueFrom"]["secretKeyRef"]
+        for variable in container.get("env", [])
+        if "secretKeyRef" in variable.get("valueFrom", {})
+    }
+
+
+def egress_ports(policy: dict[str, Any]) -> set[tuple[int | str, str]]:
+    return {(port["port"], port["protocol"]) for rule in policy["spec"]["egress"] for port in rule.get("ports", [])}
 
 
 def test_kustomize_is_v5() -> None:
@@ -89,9 +124,11 @@ def test_overlay_passes_checkov(rendered: dict[str, Path], overlay: str) -> None
         assert len(check["check_result"].get("suppress_comment", "")) > 20, f"unjustified skip {check['check_id']}"
 
 
+YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 120}}}"
+
+
 def test_manifests_pass_yamllint(project: Path) -> None:
-    config = "{extends: default, rules: {line-length: {max: 120}}}"
-    run(["yamllint", "--strict", "-d", config, "deploy/kubernetes"], cwd=project)
+    run(["yamllint", "--strict", "-d", YAMLLINT_CONFIG, "deploy/kubernetes"], cwd=project)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -119,7 +156,7 @@ def test_deployment_contract(project: Path, rendered: dict[str, Path], overlay: 
     assert startup["failureThreshold"] * startup["periodSeconds"] >= 30  # worst-case start
 
     # Shutdown: preStop sleep + graceful drain + lifespan shutdown fit in the grace period.
-    env = {variable["name"]: variable["value"] for variable in container["env"]}
+    env = values(container)
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     drain = float(env[f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_TIMEOUT"])
     assert pod["terminationGracePeriodSeconds"] > pre_stop + drain + LIFESPAN_SHUTDOWN_BUDGET
@@ -158,6 +195,46 @@ def test_deployment_contract(project: Path, rendered: dict[str, Path], overlay: 
     [port] = container["ports"]
     assert f"EXPOSE {port['containerPort']}" in dockerfile
     assert env[f"{ENV_PREFIX}PORT"] == str(port["containerPort"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_migrations_run_in_an_init_container_like_the_server(rendered: dict[str, Path], overlay: str) -> None:
+    pod = one(documents(rendered[overlay]), "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    [migrate] = pod["initContainers"]
+    assert migrate["command"] == ["python", "-m", PACKAGE, "db", "upgrade"]
+    # The same code, settings, database and restrictions as the server it runs before.
+    assert migrate["image"] == container["image"]
+    assert migrate["imagePullPolicy"] == container["imagePullPolicy"]
+    assert migrate["envFrom"] == container["envFrom"]
+    assert migrate["securityContext"] == container["securityContext"]
+    for bound in ("requests", "limits"):
+        assert set(migrate["resources"][bound]) == {"cpu", "memory", "ephemeral-storage"}
+    assert {mount["mountPath"] for mount in migrate["volumeMounts"]} == {"/tmp"}
+    # The URL comes from a Secret, for both; never a literal value.
+    for reader in (container, migrate):
+        assert secret_references(reader) == {DATABASE_URL: DATABASE_SECRET}, reader["name"]
+        assert DATABASE_URL not in values(reader)
+    assert DATABASE_URL not in one(documents(rendered[overlay]), "ConfigMap")["data"]
+    # Both reach the database through the pod's NetworkPolicy.
+    policy = one(documents(rendered[overlay]), "NetworkPolicy")
+    assert (POSTGRESQL_PORT, "TCP") in egress_ports(policy)
+
+
+def test_only_the_dev_overlay_holds_a_database_secret(project: Path, rendered: dict[str, Path]) -> None:
+    [secret] = of_kind(documents(rendered["dev"]), "Secret")
+    assert secret["metadata"]["name"] == DATABASE_SECRET["name"]
+    assert secret["metadata"]["namespace"] == one(documents(rendered["dev"]), "Namespace")["metadata"]["name"]
+    assert set(secret["stringData"]) == {DATABASE_SECRET["key"]}
+    assert secret["stringData"]["url"].startswith("postgresql://")
+    # Base and prod carry no credentials: prod's Secret is created outside the manifests.
+    for kustomization in ("base", "prod"):
+        assert of_kind(documents(rendered[kustomization]), "Secret") == [], kustomization
+    kubernetes = project / "deploy" / "kubernetes"
+    for path in [*(kubernetes / "base").iterdir(), *(kubernetes / "overlays" / "prod").iterdir()]:
+        assert "kind: Secret" not in path.read_text(), path.name
+    prod = (kubernetes / "overlays" / "prod" / "kustomization.yaml").read_text()
+    assert f"create secret generic {DATABASE_SECRET['name']}" in prod
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -207,12 +284,17 @@ def test_prod_is_bigger_spread_and_pinned(rendered: dict[str, Path]) -> None:
 
 
 def test_settings_load_in_the_service(default_project: Path, rendered: dict[str, Path]) -> None:
-    """The ConfigMap and env values are valid settings for the generated service itself."""
+    """The ConfigMap, env values and the dev Secret's URL are valid settings for the generated
+    service itself (prod's URL is the operator's: a stand-in of the same form)."""
     for overlay in OVERLAYS:
         docs = documents(rendered[overlay])
         [container] = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
         environment = {**one(docs, "ConfigMap")["data"]}
-        environment.update({variable["name"]: variable["value"] for variable in container["env"]})
+        environment.update(values(container))
+        secrets = of_kind(docs, "Secret")
+        environment[DATABASE_URL] = (
+            secrets[0]["stringData"]["url"] if secrets else f"postgresql://{PACKAGE}:secret@db.internal:5432/{PACKAGE}"
+        )
         script = (
             "import json, sys\n"
             f"from {PACKAGE}.settings import Settings\n"
@@ -230,3 +312,36 @@ def test_settings_load_in_the_service(default_project: Path, rendered: dict[str,
         loaded = json.loads(result.stdout)
         assert loaded["environment"] == "production"
         assert loaded["port"] == 8000
+        assert loaded["database_url"] == "**********"  # a secret: never dumped
+        assert (loaded["database_pool_size"], loaded["database_max_overflow"]) == (5, 2)
+
+
+# --- Without a database ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rendered_without_database(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    project = render(
+        tmp_path_factory.mktemp("kubernetes-no-db") / "acme-orders", deploy_targets=["kubernetes"], database="none"
+    )
+    run(["yamllint", "--strict", "-d", YAMLLINT_CONFIG, "deploy/kubernetes"], cwd=project)
+    assert not (project / "deploy/kubernetes/overlays/dev/database-secret.yaml").exists()
+    return kustomize(project, tmp_path_factory.mktemp("rendered-no-db"), ("base", *OVERLAYS))
+
+
+@pytest.mark.parametrize("kustomization", ("base", *OVERLAYS))
+def test_without_a_database_nothing_of_it_is_rendered(
+    rendered_without_database: dict[str, Path], kustomization: str
+) -> None:
+    path = rendered_without_database[kustomization]
+    if kustomization != "base":
+        run(["kubernetes-validate", "--strict", "--quiet", str(path)], cwd=path.parent)
+    docs = documents(path)
+    assert of_kind(docs, "Secret") == []
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    [container] = pod["containers"]
+    assert secret_references(container) == {}
+    assert not [key for key in one(docs, "ConfigMap")["data"] if "DATABASE" in key]
+    assert (POSTGRESQL_PORT, "TCP") not in egress_ports(one(docs, "NetworkPolicy"))
+    assert "DATABASE" not in path.read_text()

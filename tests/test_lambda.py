@@ -1,10 +1,11 @@
 """The AWS Lambda deploy target.
 
-Rendered with ``deploy_targets=["lambda"]``, the service's own suite runs its handler under
-the real Lambda runtime client (``awslambdaric``) for every event source, the SAM template
-lints clean with ``cfn-lint``, and the artifact ``deploy/lambda/package.sh`` builds serves
-events once unpacked as Lambda unpacks it. Rendered without the target, nothing of it is
-there: no handler, no ``deploy/``, no tests, no dependency.
+Rendered with ``deploy_targets=["lambda"]`` (hence PostgreSQL), the service's own suite runs
+its handler under the real Lambda runtime client (``awslambdaric``) for every event source
+against a real PostgreSQL server, the SAM template lints clean with ``cfn-lint``, and the
+artifact ``deploy/lambda/package.sh`` builds migrates a database and serves events from it
+once unpacked as Lambda unpacks it. Rendered without the target, nothing of it is there: no
+handler, no ``deploy/``, no tests, no dependency.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from conftest import PACKAGE, leftover_markup, render, run, sync, uv, uv_environment
+from conftest import ENV_PREFIX, PACKAGE, leftover_markup, render, run, sync, uv, uv_environment
+from postgres import PostgresServer
 
 RUNTIME_API = Path("tests") / "aws_lambda" / "runtime_api.py"
 SAM_TEMPLATE = Path("deploy") / "lambda" / "template.yaml"
@@ -31,7 +33,9 @@ SAM_TEMPLATE = Path("deploy") / "lambda" / "template.yaml"
 
 @pytest.fixture(scope="module")
 def lambda_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sync(render(tmp_path_factory.mktemp("lambda") / "acme-orders", deploy_targets=["lambda"]))
+    project = sync(render(tmp_path_factory.mktemp("lambda") / "acme-orders", deploy_targets=["lambda"]))
+    assert "database: postgresql" in (project / ".copier-answers.yml").read_text()
+    return project
 
 
 def load_runtime_api(project: Path) -> ModuleType:
@@ -69,12 +73,20 @@ def cfn_lint(template: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_projects_own_suite_runs_the_handler_under_the_runtime_client(lambda_project: Path) -> None:
+def test_the_projects_own_suite_runs_the_handler_under_the_runtime_client(
+    lambda_project: Path, postgres: PostgresServer
+) -> None:
     assert leftover_markup(lambda_project) == []
     uv(lambda_project, "run", "ruff", "check", ".")
     uv(lambda_project, "run", "ruff", "format", "--check", ".")
     report = lambda_project / "junit.xml"
-    uv(lambda_project, "run", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}")
+    # Against PostgreSQL, as deployed: each test gets a database made on this server.
+    env = {**uv_environment(), "TEST_DATABASE_URL": postgres.admin_url}
+    run(
+        [sys.executable, "-m", "uv", "run", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+        cwd=lambda_project,
+        env=env,
+    )
     cases = ElementTree.parse(report).getroot().iter("testcase")
     lambda_cases = [case for case in cases if "aws_lambda" in (case.get("classname") or "")]
     names = {case.get("name", "").split("[")[0] for case in lambda_cases}
@@ -91,13 +103,17 @@ def test_the_projects_own_suite_runs_the_handler_under_the_runtime_client(lambda
         "test_production_init_fails_without_a_build",
         "test_snapstart_reopens_the_resources_after_restore",
         "test_sigterm_runs_the_lifespan_shutdown",
+        "test_requests_reach_the_database",
+        "test_an_unreachable_database_fails_the_init_with_its_setting",
     } <= names
     assert not [case for case in lambda_cases if list(case)], "a Lambda test failed or was skipped"
 
 
-@pytest.mark.parametrize("python_version", ["3.11", "3.12"])
-def test_the_sam_template_lints_clean(tmp_path: Path, python_version: str) -> None:
-    project = render(tmp_path / "service", deploy_targets=["lambda"], python_version=python_version)
+@pytest.mark.parametrize(
+    ("python_version", "database"), [("3.11", "postgresql"), ("3.12", "postgresql"), ("3.12", "none")]
+)
+def test_the_sam_template_lints_clean(tmp_path: Path, python_version: str, database: str) -> None:
+    project = render(tmp_path / "service", deploy_targets=["lambda"], python_version=python_version, database=database)
     template = project / SAM_TEMPLATE
     cfn_lint(template)
 
@@ -113,9 +129,36 @@ def test_the_sam_template_lints_clean(tmp_path: Path, python_version: str) -> No
     assert ("SnapStart" in function) is (python_version != "3.11")
     assert ("SnapStart" in document["Parameters"]) is (python_version != "3.11")
 
+    variables = function["Environment"]["Variables"]
+    database_parameters = {"DatabaseSecretName", "SubnetIds", "SecurityGroupIds"}
+    if database == "none":
+        assert not [name for name in variables if "DATABASE" in name]
+        assert not database_parameters & set(document["Parameters"])
+        assert "VpcConfig" not in function
+        return
+    # The URL is resolved from Secrets Manager at deploy time, never written in the template.
+    assert variables[f"{ENV_PREFIX}DATABASE_URL"] == {
+        "!Sub": "{{resolve:secretsmanager:${DatabaseSecretName}:SecretString:url}}"
+    }
+    assert "Default" not in document["Parameters"]["DatabaseSecretName"]
+    # One request at a time per environment: one connection each, no overflow.
+    assert (variables[f"{ENV_PREFIX}DATABASE_POOL_SIZE"], variables[f"{ENV_PREFIX}DATABASE_MAX_OVERFLOW"]) == ("1", "0")
+    # In a VPC only when subnets are given.
+    assert document["Parameters"]["SubnetIds"]["Type"] == "CommaDelimitedList"
+    assert document["Parameters"]["SubnetIds"]["Default"] == ""
+    condition, in_vpc, outside = function["VpcConfig"]["!If"]
+    assert condition == "InVpc"
+    assert in_vpc == {"SubnetIds": {"!Ref": "SubnetIds"}, "SecurityGroupIds": {"!Ref": "SecurityGroupIds"}}
+    assert outside == {"!Ref": "AWS::NoValue"}
+    assert "InVpc" in document["Conditions"]
+    # Migrations are a deploy step, documented next to the template.
+    assert f"python -m {PACKAGE} db upgrade" in (project / "deploy" / "lambda" / "README.md").read_text()
+
 
 @pytest.mark.slow
-def test_the_packaged_artifact_serves_events_once_unpacked(lambda_project: Path, tmp_path: Path) -> None:
+def test_the_packaged_artifact_serves_events_once_unpacked(
+    lambda_project: Path, tmp_path: Path, postgres: PostgresServer
+) -> None:
     env = uv_environment()
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     result = run(["bash", "deploy/lambda/package.sh"], cwd=lambda_project, env=env, timeout=900)
@@ -150,11 +193,18 @@ def test_the_packaged_artifact_serves_events_once_unpacked(lambda_project: Path,
     )
     assert where.stdout.strip() == str(task / PACKAGE / "lambda_handler.py")
 
+    # The artifact migrates its database itself (Alembic and the revisions ship in it), as the
+    # deploy step the README describes runs it.
+    database_url = postgres.create_database("lambda_artifact")
+    production = {f"{ENV_PREFIX}ENVIRONMENT": "production", f"{ENV_PREFIX}DATABASE_URL": database_url}
+    run([str(python), "-S", "-m", PACKAGE, "db", "upgrade"], cwd=tmp_path, env={**isolated, **production})
+    assert postgres.psql("SELECT count(*) FROM alembic_version", database="lambda_artifact") == "1"
+
     api = load_runtime_api(lambda_project)
     runtime = api.LambdaRuntime(
         f"{PACKAGE}.lambda_handler.handler",
         log_path=tmp_path / "runtime.log",
-        env={"PYTHONPATH": str(task), "ACME_ORDERS_ENVIRONMENT": "production"},
+        env={"PYTHONPATH": str(task), **production},
         python=str(python),
         cwd=task,
     )
@@ -171,7 +221,11 @@ def test_the_packaged_artifact_serves_events_once_unpacked(lambda_project: Path,
             )
         )
         assert api.http_reply(created.payload).status == 201, created.body
+        item = api.http_reply(created.payload).json()
+        fetched = runtime.invoke(api.http_event("http-api", "GET", f"/items/{item['id']}"))
+        assert api.http_reply(fetched.payload).json() == item
     assert "Traceback" not in runtime.logs()
+    assert postgres.psql("SELECT name FROM items", database="lambda_artifact") == "Mug"
 
 
 def test_without_the_target_nothing_of_it_is_rendered(default_project: Path) -> None:

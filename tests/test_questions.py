@@ -25,6 +25,7 @@ def test_question_names_are_the_contract() -> None:
         "python_version",
         "deploy_targets",
         "database",
+        "opentelemetry",
         "example_domain",
     ]
 
@@ -40,6 +41,7 @@ def test_choices_and_defaults() -> None:
     assert QUESTIONS["deploy_targets"]["multiselect"] is True
     assert QUESTIONS["deploy_targets"]["default"] == []
     assert QUESTIONS["example_domain"] == {**QUESTIONS["example_domain"], "type": "bool", "default": True}
+    assert QUESTIONS["opentelemetry"] == {**QUESTIONS["opentelemetry"], "type": "bool", "default": True}
     assert sorted(QUESTIONS["database"]["choices"].values()) == ["none", "postgresql", "sqlite"]
 
 

@@ -16,13 +16,14 @@ from conftest import leftover_markup, render, run, sync, uv, uv_environment
 
 VARIANTS = {
     "none-3.13": {"python_version": "3.13", "deploy_targets": [], "database": "none"},
-    "docker-3.12": {"python_version": "3.12", "deploy_targets": ["docker"]},
+    "docker-no-otel-3.12": {"python_version": "3.12", "deploy_targets": ["docker"], "opentelemetry": False},
     "lambda-3.13": {"python_version": "3.13", "deploy_targets": ["lambda"]},
-    "kubernetes-none-no-example-3.11": {
+    "kubernetes-none-no-example-no-otel-3.11": {
         "python_version": "3.11",
         "deploy_targets": ["kubernetes"],
         "database": "none",
         "example_domain": False,
+        "opentelemetry": False,
     },
     "docker-lambda-3.12": {"python_version": "3.12", "deploy_targets": ["docker", "lambda"]},
     "docker-kubernetes-3.13": {"python_version": "3.13", "deploy_targets": ["docker", "kubernetes"]},
@@ -92,6 +93,11 @@ def test_variant_passes_its_own_checks(tmp_path: Path, answers: dict, request: p
     has_example = (project / "src" / "acme_orders" / "domains" / "items").exists()
     assert has_example is answers.get("example_domain", True)
     assert (project / "tests" / "domains" / "items").exists() is has_example
+    observed = answers.get("opentelemetry", True)
+    assert (project / "src" / "acme_orders" / "telemetry.py").exists() is observed
+    assert (project / "tests" / "telemetry").exists() is observed
+    assert ("opentelemetry-sdk" in pyproject) is observed
+    assert ("opentelemetry-sdk" in (project / "uv.lock").read_text()) is observed
 
 
 def test_defaults_equal_explicit_answers(tmp_path: Path) -> None:
@@ -105,6 +111,7 @@ def test_defaults_equal_explicit_answers(tmp_path: Path) -> None:
         python_version="3.11",
         deploy_targets=[],
         database="sqlite",
+        opentelemetry=True,
         example_domain=True,
     )
     files = sorted(path.relative_to(implicit) for path in implicit.rglob("*") if path.is_file())

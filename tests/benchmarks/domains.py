@@ -429,37 +429,3 @@ def write_lazyrouter_package(root: Path, package: str, count: int) -> Path:
     app = Template(_LR_APP).substitute(imports=imports, routers=routers)
     (directory / "app.py").write_text(app, encoding="utf-8")
     return directory
-
-
-# --- the floor: an empty FastAPI app ------------------------------------------------------
-
-FLOOR_APP = '''"""The floor: an empty FastAPI app with a trivial lifespan and the readiness route the
-harness polls (excluded from the schema)."""
-
-from contextlib import asynccontextmanager
-
-from fastapi import FastAPI
-
-
-@asynccontextmanager
-async def lifespan(app):
-    yield
-
-
-def create_app() -> FastAPI:
-    app = FastAPI(lifespan=lifespan)
-
-    @app.get("/health/ready", include_in_schema=False)
-    async def ready() -> dict[str, str]:
-        return {"status": "ready"}
-
-    return app
-'''
-
-
-def write_floor_package(root: Path, package: str = "bench_floor") -> Path:
-    directory = root / package
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "__init__.py").write_text("", encoding="utf-8")
-    (directory / "app.py").write_text(FLOOR_APP, encoding="utf-8")
-    return directory

@@ -1,11 +1,14 @@
 """Configurations, measurements and interleaved rounds.
 
-A *configuration* is one app to measure (the floor, the service in lazy or eager mode at D
+A *configuration* is one app to measure (a floor, the service in lazy or eager mode at D
 domains, fastapi-lazyrouter at D domains). A *measurement* runs against one configuration
 and returns named numbers (metrics). Each round runs every measurement on every
 configuration, round-robin, starting one configuration further each round, so that drift
 in the machine's load hits all configurations alike; the report gives medians and, for
-timings, the median of the per-round ratios to the floor measured in the same round.
+timings, the median of the per-round ratios to the configuration's floor measured in the
+same round. There is one floor per database variant (``SERVICE_KINDS``): the services
+rendered with ``database=none`` against the empty FastAPI app, the default render
+(``database=sqlite``) against the same app plus the same engine.
 
 Plugging in (``tests/benchmarks/lambda_cold_start.py`` does this): a module in this
 directory listed in ``PLUGINS`` and defining ``register(registry: Registry)`` may
@@ -38,18 +41,48 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import domains as generator
-from .workspace import ENV_PREFIX, FLOOR_PACKAGE, PACKAGE, Workspace, bench_environment
+from .workspace import ENV_PREFIX, PACKAGE, Workspace, bench_environment
 
 DRIVER = Path(__file__).resolve().parent / "driver.py"
 PLUGINS = ("lambda_cold_start",)
 
 FLOOR, LAZY, EAGER, LAZYROUTER = "floor", "lazy", "eager", "lazyrouter"
+DB_FLOOR, DB_LAZY = "floor-sqlite", "lazy-sqlite"
+# In report order.
 KIND_LABELS = {
     FLOOR: "empty FastAPI (floor)",
     LAZY: "service, lazy + build",
     EAGER: "service, eager + build",
     LAZYROUTER: "fastapi-lazyrouter",
+    DB_FLOOR: "empty FastAPI + SQLAlchemy engine (database floor)",
+    DB_LAZY: "service, lazy + build, database=sqlite",
 }
+ALL_KINDS = tuple(KIND_LABELS)
+
+
+@dataclass(frozen=True)
+class ServiceKind:
+    database: str  # the variant the service is rendered with (workspace.VARIANT_ANSWERS)
+    routing: str
+    floor: str  # the floor its ratios are taken against
+
+
+# Floor kind -> the variant whose floor it is (and whose venv it runs in).
+FLOOR_DATABASES = {FLOOR: "none", DB_FLOOR: "sqlite"}
+SERVICE_KINDS = {
+    LAZY: ServiceKind("none", "lazy", FLOOR),
+    EAGER: ServiceKind("none", "eager", FLOOR),
+    DB_LAZY: ServiceKind("sqlite", "lazy", DB_FLOOR),
+}
+
+
+def databases_for(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The variants to render for these configurations ("none" first: the report's service venv)."""
+    wanted = {FLOOR_DATABASES.get(kind) for kind in kinds} | {
+        SERVICE_KINDS[kind].database for kind in kinds if kind in SERVICE_KINDS
+    }
+    return tuple(database for database in ("none", "sqlite") if database in wanted)
+
 
 Value = float | int | str | None
 
@@ -57,7 +90,7 @@ Value = float | int | str | None
 @dataclass(frozen=True)
 class Configuration:
     kind: str
-    domains: int  # 0 for the floor, which has none
+    domains: int  # 0 for a floor, which has none
     python: Path
     cwd: Path
     target: str  # "module:factory" called with no argument
@@ -65,14 +98,19 @@ class Configuration:
     sys_path: tuple[str, ...] = ()
     expected_operations: int = 0
     project: Path | None = None  # the rendered service, for measurements that need it
+    floor: str = FLOOR  # the id of the configuration its ratios are against; a floor is its own
+
+    @property
+    def is_floor(self) -> bool:
+        return self.floor == self.kind
 
     @property
     def id(self) -> str:
-        return FLOOR if self.kind == FLOOR else f"{self.kind}@{self.domains}"
+        return self.kind if self.is_floor else f"{self.kind}@{self.domains}"
 
     @property
     def label(self) -> str:
-        return KIND_LABELS.get(self.kind, self.kind) + ("" if self.kind == FLOOR else f", D={self.domains}")
+        return KIND_LABELS.get(self.kind, self.kind) + ("" if self.is_floor else f", D={self.domains}")
 
     @property
     def domain_list(self) -> list[generator.Domain]:
@@ -441,7 +479,7 @@ class AllDomainsLoaded:
     heavy = True
 
     def applies_to(self, config: Configuration) -> bool:
-        return config.kind != FLOOR and config.domains > 0
+        return not config.is_floor and config.domains > 0
 
     def measure(self, config: Configuration, context: Context) -> dict[str, Value]:
         cold, warm = _domain_steps(config)
@@ -522,31 +560,34 @@ def default_registry() -> Registry:
 # --- configurations -------------------------------------------------------------------------
 
 
-def configurations(
-    workspace: Workspace, kinds: tuple[str, ...] = (FLOOR, LAZY, EAGER, LAZYROUTER)
-) -> list[Configuration]:
+def configurations(workspace: Workspace, kinds: tuple[str, ...] = ALL_KINDS) -> list[Configuration]:
     found: list[Configuration] = []
     base = bench_environment()
-    if FLOOR in kinds and workspace.floor_python is not None and workspace.floor_root is not None:
-        found.append(
-            Configuration(
-                kind=FLOOR,
-                domains=0,
-                python=workspace.floor_python,
-                cwd=workspace.floor_root,
-                target=f"{FLOOR_PACKAGE}.app:create_app",
-                env=base,
-                sys_path=(str(workspace.floor_root),),
+    for kind, database in FLOOR_DATABASES.items():
+        floor = workspace.floors.get(database)
+        if kind in kinds and floor is not None:
+            found.append(
+                Configuration(
+                    kind=kind,
+                    domains=0,
+                    python=floor.python,
+                    cwd=floor.root,
+                    target=f"{floor.package}.app:create_app",
+                    env={**base, **floor.env},
+                    sys_path=(str(floor.root),),
+                    floor=kind,
+                )
             )
-        )
-    for count, service in sorted(workspace.services.items()):
-        for kind in (LAZY, EAGER):
-            if kind not in kinds:
+    for count in sorted({count for _, count in workspace.services}):
+        for kind, spec in SERVICE_KINDS.items():
+            service = workspace.services.get((spec.database, count))
+            if kind not in kinds or service is None:
                 continue
             env = {
                 **base,
+                **service.env,
                 f"{ENV_PREFIX}ENVIRONMENT": "production",
-                f"{ENV_PREFIX}ROUTING": kind,
+                f"{ENV_PREFIX}ROUTING": spec.routing,
                 f"{ENV_PREFIX}LOG_LEVEL": "WARNING",
             }
             found.append(
@@ -559,6 +600,7 @@ def configurations(
                     env=env,
                     expected_operations=count * generator.ENDPOINTS_PER_DOMAIN,
                     project=service.root,
+                    floor=spec.floor,
                 )
             )
         if LAZYROUTER in kinds and workspace.lazyrouter_python is not None and workspace.lazyrouter_root is not None:
@@ -614,8 +656,12 @@ class Results:
         found = self.values(config_id, metric)
         return statistics.median(found) if found else None
 
-    def ratio(self, config_id: str, metric: str, reference: str = FLOOR) -> float | None:
-        """Median over rounds of (this configuration / the reference, same round)."""
+    def ratio(self, config_id: str, metric: str, reference: str | None = None) -> float | None:
+        """Median over rounds of (this configuration / the reference, same round); the
+        reference defaults to the configuration's own floor."""
+        if reference is None:
+            config = self.configs.get(config_id)
+            reference = config.floor if config is not None else FLOOR
         mine = {r: v for r, v in self.samples.get(config_id, {}).get(metric, []) if isinstance(v, int | float)}
         theirs = {r: v for r, v in self.samples.get(reference, {}).get(metric, []) if isinstance(v, int | float)}
         paired = [mine[r] / theirs[r] for r in mine if theirs.get(r)]

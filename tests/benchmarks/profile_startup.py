@@ -45,6 +45,10 @@ def main() -> int:
     prefix = package.upper() + "_"
     os.environ.setdefault(prefix + "ENVIRONMENT", "production")
     os.environ.setdefault(prefix + "ROUTING", "lazy")
+    migrated = args.project.resolve() / f"{package}.sqlite3"
+    if migrated.is_file():
+        # A database=sqlite service the harness migrated: its file, not the user's default one.
+        os.environ.setdefault(prefix + "DATABASE_URL", f"sqlite:///{migrated}")
     os.chdir(args.project)
 
     start = time.perf_counter()

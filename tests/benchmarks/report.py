@@ -8,10 +8,20 @@ import platform
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .harness import EAGER, FLOOR, KIND_LABELS, LAZY, LAZYROUTER, Metric, Registry, Results
+from .harness import (
+    ALL_KINDS,
+    DB_FLOOR,
+    DB_LAZY,
+    EAGER,
+    FLOOR,
+    KIND_LABELS,
+    LAZY,
+    LAZYROUTER,
+    Metric,
+    Registry,
+    Results,
+)
 from .workspace import Workspace
-
-KINDS = (LAZY, EAGER, LAZYROUTER)
 
 
 def machine() -> dict[str, str]:
@@ -66,13 +76,29 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _ratio_cell(value: float | None) -> str:
+    return _ratio(value).strip(" ()") or "n/a"
+
+
 def _counts(results: Results) -> list[int]:
-    return sorted({config.domains for config in results.configs.values() if config.kind != FLOOR})
+    return sorted({config.domains for config in results.configs.values() if not config.is_floor})
 
 
-def _kinds(results: Results) -> list[str]:
-    present = {config.kind for config in results.configs.values()}
-    return [kind for kind in (*KINDS, *sorted(present - {FLOOR, *KINDS})) if kind in present]
+def _kinds(results: Results, *, floors: bool = False) -> list[str]:
+    """The kinds present, in report order (a plugin's own after ours); floors only if asked."""
+    present = {config.kind: config.is_floor for config in results.configs.values()}
+    ordered = [*ALL_KINDS, *sorted(set(present) - set(ALL_KINDS))]
+    return [kind for kind in ordered if kind in present and (floors or not present[kind])]
+
+
+def _reported(results: Results, kind: str, key: str) -> bool:
+    """Whether any configuration of ``kind`` has ``key``, or failed to produce it: a column
+    that could only say n/a (a measurement that does not apply to the kind) is left out."""
+    return any(
+        results.values(config_id, key) or results.failed(config_id, key)
+        for config_id, config in results.configs.items()
+        if config.kind == kind
+    )
 
 
 def _cell(results: Results, config_id: str, metric: Metric, *, ratio: bool) -> str:
@@ -88,23 +114,21 @@ def _cell(results: Results, config_id: str, metric: Metric, *, ratio: bool) -> s
 
 
 def metric_table(results: Results, metric: Metric, *, with_floor: bool, service_d0: bool = False) -> list[str]:
-    kinds = _kinds(results)
-    header = ["D"]
-    if with_floor:
-        header.append(KIND_LABELS[FLOOR])
-    header += [KIND_LABELS.get(kind, kind) for kind in kinds]
+    """One row per D, one column per kind; with ``with_floor``, the floors too and every cell
+    with its ratio to its own floor."""
+    kinds = [kind for kind in _kinds(results, floors=with_floor) if _reported(results, kind, metric.key)]
+    floors = {config.kind for config in results.configs.values() if config.is_floor}
+    header = ["D", *(KIND_LABELS.get(kind, kind) for kind in kinds)]
     counts = _counts(results)
     if service_d0 and 0 in counts:
         header.append("lazy / service at D=0")
     rows = []
     for count in counts:
         row = [str(count)]
-        if with_floor:
-            row.append(_cell(results, FLOOR, metric, ratio=True))
         for kind in kinds:
-            row.append(_cell(results, f"{kind}@{count}", metric, ratio=with_floor))
+            row.append(_cell(results, kind if kind in floors else f"{kind}@{count}", metric, ratio=with_floor))
         if service_d0 and 0 in counts:
-            row.append(_ratio(results.ratio(f"{LAZY}@{count}", metric.key, f"{LAZY}@0")).strip(" ()") or "n/a")
+            row.append(_ratio_cell(results.ratio(f"{LAZY}@{count}", metric.key, f"{LAZY}@0")))
         rows.append(row)
     return _table(header, rows)
 
@@ -123,10 +147,10 @@ def headline(results: Results) -> list[str]:
                 [
                     str(count),
                     _format(results.median(lazy, key), "ms"),
-                    _ratio(results.ratio(lazy, key)).strip(" ()") or "n/a",
-                    _ratio(results.ratio(lazy, key, f"{LAZY}@0")).strip(" ()") or "n/a",
-                    _ratio(results.ratio(f"{EAGER}@{count}", key)).strip(" ()") or "n/a",
-                    _ratio(results.ratio(f"{LAZYROUTER}@{count}", key)).strip(" ()") or "n/a",
+                    _ratio_cell(results.ratio(lazy, key)),
+                    _ratio_cell(results.ratio(lazy, key, f"{LAZY}@0")),
+                    _ratio_cell(results.ratio(f"{EAGER}@{count}", key)),
+                    _ratio_cell(results.ratio(f"{LAZYROUTER}@{count}", key)),
                 ]
             )
         lines.append(f"**{label}** (floor median {_format(results.median(FLOOR, key), 'ms')}):")
@@ -134,6 +158,51 @@ def headline(results: Results) -> list[str]:
         lines += _table(
             ["D", "lazy (median)", "lazy / floor", "lazy / service D=0", "eager / floor", "lazyrouter / floor"], rows
         )
+        lines.append("")
+    return lines
+
+
+DATABASE_CLAIM = (
+    ("uvicorn_ready_ms", "uvicorn, process start to /health/ready", "ms"),
+    ("process_ready_ms", "bare process, start to lifespan complete", "ms"),
+    ("rss_ready_mib", "peak RSS at ready (bare process)", "MiB"),
+)
+
+
+def database_claim(results: Results) -> list[str]:
+    """The default render (database=sqlite) against its own floor, and what the database
+    layer adds to the same service at the same D (database=none), all from the same rounds."""
+    counts = [count for count in _counts(results) if f"{DB_LAZY}@{count}" in results.configs]
+    if not counts:
+        return []
+    lines = [
+        "The tables above are the services rendered with `database=none`. The template's default",
+        "render (`database=sqlite`) also opens an async SQLAlchemy engine (aiosqlite) in the",
+        "lifespan with a `SELECT 1`, and its readiness checks that the database is at the code's",
+        "migration head (importing Alembic on the first probe). It is measured against its own",
+        "floor, the empty app plus the same engine, in the same interleaved rounds; the last",
+        "column is the same-round ratio to the `database=none` service at the same D.",
+        "",
+    ]
+    for key, label, unit in DATABASE_CLAIM:
+        rows = []
+        for count in counts:
+            mine = f"{DB_LAZY}@{count}"
+            rows.append(
+                [
+                    str(count),
+                    _format(results.median(mine, key), unit),
+                    _ratio_cell(results.ratio(mine, key)),
+                    _ratio_cell(results.ratio(mine, key, f"{DB_LAZY}@0")),
+                    _ratio_cell(results.ratio(mine, key, f"{LAZY}@{count}")),
+                ]
+            )
+        floor = _format(results.median(DB_FLOOR, key), unit)
+        over_empty = _ratio_cell(results.ratio(DB_FLOOR, key, FLOOR))
+        lines.append(f"**{label}** (database floor median {floor}; database floor / empty floor {over_empty}):")
+        lines.append("")
+        header = ["D", "lazy, sqlite (median)", "/ database floor", "/ sqlite service D=0", "/ database=none, same D"]
+        lines += _table(header, rows)
         lines.append("")
     return lines
 
@@ -183,6 +252,22 @@ def openapi_table(results: Results) -> list[str]:
     ]
 
 
+def _venv(versions: dict[str, str]) -> str:
+    text = (
+        f"Python {versions.get('python', '?')}, FastAPI {versions.get('fastapi', '?')},"
+        f" Starlette {versions.get('starlette', '?')},"
+        f" pydantic {versions.get('pydantic', '?')} (core {versions.get('pydantic-core', '?')}),"
+        f" uvicorn {versions.get('uvicorn', '?')}, {_client(versions)},"
+        f" pydantic-settings {versions.get('pydantic-settings', '?')}"
+    )
+    extra = [
+        (name, label)
+        for name, label in (("sqlalchemy", "SQLAlchemy"), ("aiosqlite", "aiosqlite"), ("alembic", "Alembic"))
+        if name in versions
+    ]
+    return text + "".join(f", {label} {versions[name]}" for name, label in extra)
+
+
 def render_report(
     results: Results,
     registry: Registry,
@@ -203,8 +288,10 @@ def render_report(
         "Generated by `tests/benchmarks/run.py`; the method, the configurations and how to read",
         "the numbers are described after the tables. **Ratios are the claim**: absolute times",
         "depend on the machine and its load; every configuration is measured in the same",
-        "interleaved rounds, and a ratio is the median over rounds of (configuration / floor in",
-        "the same round).",
+        "interleaved rounds, and a ratio is the median over rounds of (configuration / its floor",
+        "in the same round). The services are rendered with `database=none` against the empty",
+        "FastAPI floor; the default render (`database=sqlite`) has a headline and columns of its",
+        "own, against a floor with the same database engine.",
         "",
         "## This run",
         "",
@@ -214,14 +301,11 @@ def render_report(
         f"- Machine: {info['nproc']} CPUs, {info['cpu']}, {info['memory']} RAM, Linux {info['kernel']}",
         "- Load average (1, 5, 15 min): "
         + "; ".join(f"{when} {a:.2f} / {b:.2f} / {c:.2f}" for when, (a, b, c) in results.load),
-        (
-            f"- Service venv: Python {service_versions.get('python', '?')},"
-            f" FastAPI {service_versions.get('fastapi', '?')}, Starlette {service_versions.get('starlette', '?')},"
-            f" pydantic {service_versions.get('pydantic', '?')} (core {service_versions.get('pydantic-core', '?')}),"
-            f" uvicorn {service_versions.get('uvicorn', '?')}, {_client(service_versions)},"
-            f" pydantic-settings {service_versions.get('pydantic-settings', '?')}"
-        ),
+        f"- Service venv: {_venv(service_versions)}",
     ]
+    sqlite_versions = workspace.versions.get("service-sqlite")
+    if sqlite_versions and sqlite_versions is not service_versions:
+        lines.append(f"- Service venv, database=sqlite: {_venv(sqlite_versions)}")
     if lr_versions:
         lines.append(
             f"- fastapi-lazyrouter venv: fastapi-lazyrouter {lr_versions.get('fastapi-lazyrouter', '?')},"
@@ -231,8 +315,8 @@ def render_report(
     elif workspace.lazyrouter_error:
         lines.append("- fastapi-lazyrouter: could not be installed; its columns are empty (see the run's output)")
     builds = [
-        f"D={count}: {service.build_seconds:.0f} s, OpenAPI {service.openapi_bytes / 1024:,.0f} KiB"
-        for count, service in sorted(workspace.services.items())
+        f"{service.label}: {service.build_seconds:.0f} s, OpenAPI {service.openapi_bytes / 1024:,.0f} KiB"
+        for _, service in sorted(workspace.services.items())
         if service.build_seconds is not None and service.openapi_bytes is not None
     ]
     if builds:
@@ -243,6 +327,9 @@ def render_report(
     lines.append("")
 
     lines += ["## Headline: lazy cold start", "", *headline(results)]
+    claim = database_claim(results)
+    if claim:
+        lines += ["## Headline: the default render (database=sqlite) against its floor", "", *claim]
 
     sections = [
         ("Cold start", "cold", True, True),
@@ -303,14 +390,17 @@ python3 -m venv .venv-tests && .venv-tests/bin/pip install -r tests/requirements
 
 `--workdir DIR --reuse` keeps the rendered services between runs (they are re-rendered when
 the template or the generator changed); `--json FILE` writes every sample; `--logs DIR`
-keeps the children's stderr; `--configs floor,lazy` runs a subset; `--recursion-limit` is
-explained under "Checks" (without it the eager service and fastapi-lazyrouter at D=1000
-report "does not start"). The full run takes 30 to 40 minutes on 2 cores, most of it in
-the eager and fastapi-lazyrouter configurations at D=1000 and in building the D=1000
-service. The CI smoke test (`tests/test_benchmarks.py`) runs D=0 and D=3 for one round and
-asserts completeness only, never a time. `tests/benchmarks/profile_startup.py` breaks a
-lazy production start down piece by piece (manifest, source walk, catalog, path index,
-lifespan, heaviest imports) for one rendered service.
+keeps the children's stderr; `--configs floor,lazy` runs a subset (of `floor`, `lazy`,
+`eager`, `lazyrouter`, `floor-sqlite`, `lazy-sqlite`; only the variants they need are
+rendered); `--recursion-limit` is explained under "Checks" (without it the eager service and
+fastapi-lazyrouter at D=1000 report "does not start"). The full run takes 30 to 40 minutes
+on 2 cores, most of it in the eager and fastapi-lazyrouter configurations at D=1000 and in
+building the two D=1000 services. The CI smoke test (`tests/test_benchmarks.py`) runs every
+configuration, the database variant included, at D=0 and D=3 for one round and asserts
+completeness only (every number present, finite and positive), never a time.
+`tests/benchmarks/profile_startup.py` breaks a lazy production start down piece by piece
+(manifest, source walk, catalog, path index, lifespan, heaviest imports) for one rendered
+service.
 
 ### What is measured
 
@@ -318,14 +408,26 @@ lifespan, heaviest imports) for one rendered service.
   Service"`, `example_domain=false`, the template's working tree), synced with real uv on
   the same pyenv Python, grown by `tests/benchmarks/domains.py` to D domains, built with
   the service's own `python -m bench_service build`, and byte-compiled (`compileall`, as an
-  image would ship it). Each domain is a package like the scaffold's (`router`, `schemas`,
+  image would ship it). It is rendered twice per D: with `database=none` (and the `lambda`
+  target the Lambda plugin needs), the service as it was before the database layer, for
+  every comparison with the empty FastAPI floor; and as the template's default render,
+  `database=sqlite` (no deploy target: Copier refuses SQLite with `lambda`), for the
+  database variant. That one gets `BENCH_SERVICE_DATABASE_URL=sqlite:////<its dir>/bench_service.sqlite3`,
+  a file of its own, emptied and migrated with the service's own `python -m bench_service
+  db upgrade` before any measurement, as a deploy step would (in production the service
+  never migrates itself and its readiness is 503 until the database is at the code's
+  migration head). Each domain is a package like the scaffold's (`router`, `schemas`,
   `service`, `dependencies`) but of realistic weight: 5 endpoints (list with query
   parameters and a class dependency, create with a nested body, get, patch, delete) and 11
   models deriving from the service's `ApiModel` (nested models, lists, optionals, a dict,
-  two enums, field constraints and patterns, a field validator and a model validator).
-- **Configurations**, all on the same interpreter:
+  two enums, field constraints and patterns, a field validator and a model validator). A
+  domain has no `models.py` (no SQLAlchemy table): it keeps its entries on the app, so the
+  database variant's requests never touch the database.
+- **Configurations**, all on the same interpreter (`tests/benchmarks/floors.py` has both
+  floors):
   - *empty FastAPI (floor)*: `FastAPI(lifespan=<trivial>)` with one `GET /health/ready`
-    route (excluded from the schema) for the readiness poll; run in the service's venv.
+    route (excluded from the schema) for the readiness poll; run in the `database=none`
+    service's venv. The floor of the lazy, eager and fastapi-lazyrouter configurations.
   - *service, lazy + build*: `ENVIRONMENT=production`, `ROUTING=lazy`: the manifest is
     loaded, no domain is imported at startup, `/openapi.json` serves the built bytes. At
     D=0 this is the second baseline, "the service at D=0" (our own fixed cost: settings,
@@ -349,6 +451,16 @@ lifespan, heaviest imports) for one rendered service.
     and passed to `app.include_router` (the README's "manual usage"). The domains'
     `dependencies.py` has no `from __future__ import annotations` in either variant:
     FastAPI 0.119 cannot resolve string annotations of a class dependency.
+  - *empty FastAPI + SQLAlchemy engine (database floor)*: the empty floor plus the engine
+    the default render opens: `create_async_engine("sqlite+aiosqlite:///<file>")` in the
+    lifespan, one `SELECT 1` on a connection, `engine.dispose()` at shutdown; its own file;
+    run in the `database=sqlite` service's venv. Its readiness route stays trivial.
+  - *service, lazy + build, database=sqlite*: the default render, `ENVIRONMENT=production`,
+    `ROUTING=lazy`, measured against the database floor. Besides what the lazy service
+    does, its lifespan opens the engine (WAL and foreign keys on each connection) and
+    checks it with `SELECT 1`, and `/health/ready` reads `alembic_version` and compares it
+    with the code's migration heads (Alembic's script directory, imported on the first
+    probe) before its first 200.
 - **Per round, for every configuration** (round-robin, the starting configuration rotating
   each round, after one unmeasured warm-up start of each):
   1. *uvicorn session*: `tests/benchmarks/driver.py serve` builds the app with the
@@ -373,9 +485,12 @@ lifespan, heaviest imports) for one rendered service.
 - **Peak RSS** is `VmHWM` from `/proc/<pid>/status`, not `ru_maxrss`: Linux carries the
   parent's RSS at fork into the child's `ru_maxrss` across `exec`, so every child would
   report at least the harness's own size.
-- **Ratios**: for each round, configuration / floor measured in that round; the table shows
-  the median of those per-round ratios next to the median absolute value. "lazy / service
-  at D=0" is the same against `service, lazy + build, D=0`.
+- **Ratios**: for each round, configuration / its floor measured in that round (the
+  database floor for the database variant, the empty floor for every other); the table
+  shows the median of those per-round ratios next to the median absolute value. "lazy /
+  service at D=0" is the same against `service, lazy + build, D=0`; in the database
+  headline, "/ sqlite service D=0" is against the database variant at D=0 and
+  "/ database=none, same D" against `service, lazy + build` at the same D.
 
 ### Reading the numbers
 
@@ -385,6 +500,12 @@ lifespan, heaviest imports) for one rendered service.
 - `import fastapi` dominates an empty app's start; the service's own fixed cost (its D=0
   ratio) comes from its extra imports (pydantic-settings, the HTTP client) and from the
   lifespan opening the outbound client.
+- The database variant imports none of its domains' modules at startup, models included:
+  its modules at ready are the same at every D (the synthetic domains have no models
+  module, and the lazy service imports a domain's package only on its first request).
+  What it adds to the `database=none` service is SQLAlchemy and aiosqlite at import, the
+  engine's first connection in the lifespan, and Alembic's import on the first readiness
+  probe (the uvicorn measurement only: the bare process never probes).
 - fastapi-lazyrouter defers building routes but not importing the domains: every router
   module (and its models) is imported at startup, which is why it grows with D; its
   `/openapi.json` lists only the domains mounted so far (2 after the first requests).
@@ -418,7 +539,7 @@ A measurement's numbers are interleaved, aggregated and reported like the built-
 
 def _order(results: Results, config_id: str) -> tuple[int, int, str]:
     config = results.configs[config_id]
-    kinds = (FLOOR, *KINDS)
+    kinds = ALL_KINDS
     return (config.domains, kinds.index(config.kind) if config.kind in kinds else len(kinds), config.kind)
 
 

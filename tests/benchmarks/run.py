@@ -1,5 +1,6 @@
 """Startup benchmark: the generated service (lazy and eager) against an empty FastAPI app and
-fastapi-lazyrouter, at several numbers of domains, in interleaved rounds.
+fastapi-lazyrouter, and its default render (database=sqlite) against the same app plus the
+same engine, at several numbers of domains, in interleaved rounds.
 
     .venv-tests/bin/python tests/benchmarks/run.py --domains 0,10,200,1000 --rounds 7 --output docs/benchmarks.md
 
@@ -23,15 +24,14 @@ if __package__ in (None, ""):
     __package__ = "benchmarks"
 
 from .harness import (
-    EAGER,
-    FLOOR,
-    LAZY,
+    ALL_KINDS,
     LAZYROUTER,
     Context,
     Options,
     Registry,
     Results,
     configurations,
+    databases_for,
     default_registry,
     load_plugins,
     run_rounds,
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--configs",
-        default=f"{FLOOR},{LAZY},{EAGER},{LAZYROUTER}",
+        default=",".join(ALL_KINDS),
         help="configurations to run (default: %(default)s)",
     )
     parser.add_argument("--python", default="3.11", help="Python version of every venv (default: %(default)s)")
@@ -95,6 +95,9 @@ def run(argv: list[str] | None = None) -> tuple[Results, Registry, Workspace, st
     args = _parser().parse_args(argv)
     counts = sorted({int(part) for part in args.domains.split(",") if part.strip()})
     kinds = tuple(part.strip() for part in args.configs.split(",") if part.strip())
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
+    if unknown:
+        _parser().error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(ALL_KINDS)}")
     registry = default_registry()
     load_plugins(registry)
 
@@ -105,6 +108,7 @@ def run(argv: list[str] | None = None) -> tuple[Results, Registry, Workspace, st
         workspace = prepare(
             root,
             counts,
+            databases=databases_for(kinds),
             python_version=args.python,
             answers=registry.answers,
             reuse=args.reuse and not temporary,

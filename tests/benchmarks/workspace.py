@@ -1,9 +1,11 @@
 """Everything the benchmark runs, prepared once: rendered services grown to D domains and
-built, the floor app, and fastapi-lazyrouter's own virtualenv with its twin packages.
+built, one per database variant, the floor of each variant, and fastapi-lazyrouter's own
+virtualenv with its twin packages.
 
 Services are rendered with real Copier from the template's working tree and synced with
-real uv (the helpers of ``tests/conftest.py``), then grown with ``domains.write_domains``
-and built with the service's own ``python -m <package> build``.
+real uv (the helpers of ``tests/conftest.py``), then grown with ``domains.write_domains``,
+built with the service's own ``python -m <package> build`` and, with a database, migrated
+with its own ``python -m <package> db upgrade`` into a SQLite file of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import domains as generator
+from . import floors
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
 if str(TESTS_DIR) not in sys.path:
@@ -31,6 +34,16 @@ PROJECT_NAME = "Bench Service"
 PACKAGE = "bench_service"
 ENV_PREFIX = "BENCH_SERVICE_"
 FLOOR_PACKAGE = "bench_floor"
+
+# The database variants, each rendered over the plugins' answers with its own. "none" is the
+# service as it was before the database layer (its numbers stay comparable with earlier
+# runs); "sqlite" is the template's default render: no deploy target, because Copier refuses
+# SQLite with the lambda target (many replicas, read-only filesystems). The lambda plugin
+# measures the "none" services only.
+VARIANT_ANSWERS: dict[str, dict[str, Any]] = {
+    "none": {"database": "none"},
+    "sqlite": {"database": "sqlite", "deploy_targets": []},
+}
 
 # fastapi-lazyrouter 0.1.0rc4 fails on FastAPI 0.165 (``max_body_size``); its own lock file
 # pins FastAPI 0.119.1 (poetry.lock of FabienArcellier/fastapi-lazyrouter), so it gets its
@@ -81,20 +94,34 @@ def bench_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 @dataclass
 class Service:
+    database: str
     domains: int
     root: Path
     python: Path
+    env: dict[str, str] = field(default_factory=dict)  # settings it needs wherever it runs
     build_seconds: float | None = None
     openapi_bytes: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"database={self.database}, D={self.domains}"
+
+
+@dataclass
+class Floor:
+    database: str  # the variant whose floor it is, and whose venv it runs in
+    root: Path
+    package: str
+    python: Path
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Workspace:
     root: Path
     python_version: str
-    services: dict[int, Service] = field(default_factory=dict)
-    floor_root: Path | None = None
-    floor_python: Path | None = None
+    services: dict[tuple[str, int], Service] = field(default_factory=dict)  # by (database, D)
+    floors: dict[str, Floor] = field(default_factory=dict)  # by database
     lazyrouter_root: Path | None = None
     lazyrouter_python: Path | None = None
     lazyrouter_error: str | None = None
@@ -112,36 +139,55 @@ def _stamp(domains: int, answers: Mapping[str, Any], python_version: str) -> dic
     }
 
 
-def prepare_service(workspace: Workspace, domains: int, *, reuse: bool, log: Any = print) -> Service:
-    root = workspace.root / f"service-d{domains}"
+def _sqlite_file(path: Path) -> str:
+    """Where a SQLite database goes, emptied first: every run starts from the migrations."""
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    return str(path.resolve())
+
+
+def prepare_service(workspace: Workspace, database: str, domains: int, *, reuse: bool, log: Any = print) -> Service:
+    root = workspace.root / f"service-{database}-d{domains}"
     python = root / ".venv" / "bin" / "python"
     stamp_file = root / ".bench-stamp.json"
-    stamp = _stamp(domains, workspace.answers, workspace.python_version)
+    answers = {**workspace.answers, **VARIANT_ANSWERS[database]}
+    stamp = _stamp(domains, answers, workspace.python_version)
+    service = Service(database, domains, root, python)
+    if database != "none":
+        # Its own file, never the default one under the user's data directory.
+        service.env[f"{ENV_PREFIX}DATABASE_URL"] = f"sqlite:///{_sqlite_file(root / f'{PACKAGE}.sqlite3')}"
+    env = bench_environment({**service.env, f"{ENV_PREFIX}ENVIRONMENT": "production"})
+    reused = False
     if reuse and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
         # Still check the build: it goes stale if anything touched the code.
         status = subprocess.run(
-            [str(python), "-m", PACKAGE, "status"], cwd=root, capture_output=True, text=True, check=False
+            [str(python), "-m", PACKAGE, "status"], cwd=root, env=env, capture_output=True, text=True, check=False
         )
-        if status.returncode == 0:
-            log(f"  service D={domains}: reused {root}")
-            return Service(domains, root, python, openapi_bytes=_openapi_size(root))
-    if root.exists():
-        shutil.rmtree(root)
-    log(f"  service D={domains}: render (copier), uv sync, generate, build")
-    render(root, project_name=PROJECT_NAME, **workspace.answers)
-    _uv(root, "sync", "--python", python_executable(workspace.python_version))
-    generator.write_domains(root / "src" / PACKAGE / "domains", domains)
-    import time
+        reused = status.returncode == 0
+    if reused:
+        log(f"  service {service.label}: reused {root}")
+    else:
+        if root.exists():
+            shutil.rmtree(root)
+        log(f"  service {service.label}: render (copier), uv sync, generate, build")
+        render(root, project_name=PROJECT_NAME, **answers)
+        _uv(root, "sync", "--python", python_executable(workspace.python_version))
+        generator.write_domains(root / "src" / PACKAGE / "domains", domains)
+        import time
 
-    start = time.perf_counter()
-    env = bench_environment()
-    _run([str(python), "-m", PACKAGE, "build"], root, env=env, timeout=3600)
-    build_seconds = time.perf_counter() - start
-    # Bytecode for everything, as an image would ship it (FIELD-NOTES: without .pyc a large
-    # eager app starts ~0.7 s slower); the first timed start must not pay for compiling.
-    _run([str(python), "-m", "compileall", "-q", "-j", "0", str(root / "src")], root, env=env)
-    stamp_file.write_text(json.dumps(stamp))
-    return Service(domains, root, python, build_seconds=build_seconds, openapi_bytes=_openapi_size(root))
+        start = time.perf_counter()
+        _run([str(python), "-m", PACKAGE, "build"], root, env=env, timeout=3600)
+        service.build_seconds = time.perf_counter() - start
+        # Bytecode for everything, as an image would ship it (FIELD-NOTES: without .pyc a large
+        # eager app starts ~0.7 s slower); the first timed start must not pay for compiling.
+        _run([str(python), "-m", "compileall", "-q", "-j", "0", str(root / "src")], root, env=env)
+        stamp_file.write_text(json.dumps(stamp))
+    if database != "none":
+        # As a deploy step would, before the service starts: production never migrates itself,
+        # and its readiness stays 503 until the database is at the code's migration head.
+        _run([str(python), "-m", PACKAGE, "db", "upgrade"], root, env=env)
+    service.openapi_bytes = _openapi_size(root)
+    return service
 
 
 def _openapi_size(root: Path) -> int | None:
@@ -149,12 +195,18 @@ def _openapi_size(root: Path) -> int | None:
     return path.stat().st_size if path.is_file() else None
 
 
-def prepare_floor(workspace: Workspace, python: Path) -> None:
+def prepare_floor(workspace: Workspace, database: str, python: Path) -> None:
+    """The floor of a variant, run in that variant's venv (the database floor needs its
+    SQLAlchemy and aiosqlite). Each floor is a package of its own under ``floor/``."""
     root = workspace.root / "floor"
-    generator.write_floor_package(root, FLOOR_PACKAGE)
-    _run([str(python), "-m", "compileall", "-q", str(root)], root)
-    workspace.floor_root = root
-    workspace.floor_python = python
+    package = FLOOR_PACKAGE if database == "none" else f"{FLOOR_PACKAGE}_{database}"
+    floors.write_floor_package(root, package, database)
+    _run([str(python), "-m", "compileall", "-q", str(root / package)], root)
+    floor = Floor(database, root, package, python)
+    if database != "none":
+        url = f"sqlite+aiosqlite:///{_sqlite_file(root / f'{package}.sqlite3')}"
+        floor.env[floors.DATABASE_URL_ENV] = url
+    workspace.floors[database] = floor
 
 
 def prepare_lazyrouter(
@@ -188,7 +240,7 @@ def prepare_lazyrouter(
 VERSION_PROBE = (
     "import json, platform, importlib.metadata as m\n"
     "names = ['fastapi', 'pydantic', 'pydantic-core', 'starlette', 'uvicorn', 'httpx', 'httpx2', 'pydantic-settings',"
-    " 'fastapi-lazyrouter', 'anyio']\n"
+    " 'fastapi-lazyrouter', 'anyio', 'sqlalchemy', 'aiosqlite', 'alembic']\n"
     "found = {}\n"
     "for name in names:\n"
     "    try:\n"
@@ -208,21 +260,26 @@ def prepare(
     root: Path,
     counts: list[int],
     *,
+    databases: tuple[str, ...] = ("none",),
     python_version: str = "3.11",
     answers: Mapping[str, Any] | None = None,
     reuse: bool = False,
     lazyrouter: bool = True,
     log: Any = print,
 ) -> Workspace:
+    """``databases``: the variants to render (keys of ``VARIANT_ANSWERS``); the first one's
+    venv versions are the report's "service venv"."""
     root.mkdir(parents=True, exist_ok=True)
     workspace = Workspace(
         root=root, python_version=python_version, answers={"example_domain": False, **(answers or {})}
     )
-    for count in counts:
-        workspace.services[count] = prepare_service(workspace, count, reuse=reuse, log=log)
-    first = workspace.services[counts[0]]
-    workspace.versions["service"] = versions_of(first.python)
-    prepare_floor(workspace, first.python)
+    for database in databases:
+        for count in counts:
+            workspace.services[database, count] = prepare_service(workspace, database, count, reuse=reuse, log=log)
+        first = workspace.services[database, counts[0]]
+        workspace.versions[f"service-{database}"] = versions_of(first.python)
+        prepare_floor(workspace, database, first.python)
+    workspace.versions["service"] = workspace.versions[f"service-{databases[0]}"]
     if lazyrouter:
         pins = {
             name: workspace.versions["service"][name]

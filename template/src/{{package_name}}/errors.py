@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 REQUEST_ID_HEADER = "X-Request-ID"
+# A body can hold as many problems as it has keys: the answer lists the first ones, so its
+# size and cost stay bounded whatever was sent.
+MAX_REPORTED_ERRORS = 20
 # The methods a 405's ``Allow`` is worked out from (plus those the route itself named).
 _STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -72,6 +75,7 @@ class Problem(ApiModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[FieldProblem] | None = None
+    errors_omitted: int | None = None
 
 
 # Declared on every operation so clients and fuzzers know what a failure looks like.
@@ -90,6 +94,7 @@ def problem_response(
     detail: str | None = None,
     title: str | None = None,
     errors: list[FieldProblem] | None = None,
+    errors_omitted: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     request_id = request_id_var.get()
@@ -100,6 +105,7 @@ def problem_response(
         instance=request.url.path,
         request_id=request_id,
         errors=errors,
+        errors_omitted=errors_omitted,
     )
     return JSONResponse(
         problem.model_dump(mode="json", exclude_none=True),
@@ -132,12 +138,13 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             detail="The request body must be JSON, sent with Content-Type: application/json.",
         )
-    return problem_response(
-        request,
-        422,
-        detail="The request is not valid.",
-        errors=[_field_problem(error) for error in exc.errors()],
-    )
+    errors = exc.errors()
+    reported = [_field_problem(error) for error in errors[:MAX_REPORTED_ERRORS]]
+    omitted = len(errors) - len(reported)
+    detail = "The request is not valid."
+    if omitted:
+        detail += f" {omitted} more problem{'s' if omitted > 1 else ''} not listed."
+    return problem_response(request, 422, detail=detail, errors=reported, errors_omitted=omitted or None)
 
 
 async def handle_service_error(request: Request, exc: Exception) -> JSONResponse:
@@ -176,6 +183,8 @@ def _allowed_methods(request: Request, named: str) -> list[str]:
         probe["method"] = method
         if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
             allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")  # answered by the service's HEAD middleware
     return sorted(allowed)
 
 

@@ -10,6 +10,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Literal
 
+from opentelemetry import trace
+
 # pydantic warns about FastAPI's body-parameter alias the first time a ``defer_build`` model
 # is validated as a request body; the alias is FastAPI's and works, so the warning is noise.
 DEFERRED_BODY_ALIAS_WARNING = r"The 'alias' attribute with value '\w+' was provided to the `Field\(\)` function"
@@ -20,7 +22,14 @@ exception_logged_var: ContextVar[bool] = ContextVar("exception_logged", default=
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is kept.
 # uvicorn's ``color_message`` is its message with ANSI colours: noise in JSON.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "color_message"}
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "color_message",
+}
 
 
 class RequestIdFilter(logging.Filter):
@@ -29,6 +38,18 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = request_id_var.get()
+        return True
+
+
+class TraceContextFilter(logging.Filter):
+    """Stamps each record made inside a traced request with its trace and span ids, in the
+    W3C hex form that tracing backends search by."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
         return True
 
 
@@ -51,9 +72,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None)
-        if request_id:
-            entry["request_id"] = request_id
+        for key in ("request_id", "trace_id", "span_id"):
+            value = getattr(record, key, None)
+            if value:
+                entry[key] = value
         entry.update((key, value) for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -79,6 +101,7 @@ def configure_logging(level: str, log_format: Literal["json", "console"]) -> Non
     ignore_known_warnings()
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(TraceContextFilter())
     handler.addFilter(LoggedExceptionFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     root = logging.getLogger()

@@ -1,5 +1,5 @@
 """Pure ASGI middleware: request ids, security headers, timing and access logs, the request
-body limit.
+body limit, strict framing, ``HEAD`` and redirects that name no host.
 
 Pure ASGI (rather than ``BaseHTTPMiddleware``) keeps streaming intact and costs one
 function call per message.
@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import URL, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -174,9 +174,12 @@ class BodySizeLimitMiddleware:
             return
 
         detail = f"The request body is larger than {self.max_bytes} bytes."
+        # Connection: close, or the server would go on reading (and discarding) the rest of
+        # the body, however large, to find the next request on the connection.
+        close = {"Connection": "close"}
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            response = problem_response(Request(scope), 413, detail=detail)
+            response = problem_response(Request(scope), 413, detail=detail, headers=close)
             await response(scope, receive, send)
             return
 
@@ -189,10 +192,93 @@ class BodySizeLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Raised inside the endpoint's body read, so the app's handler answers it.
-                    raise HTTPException(413, detail)
+                    raise HTTPException(413, detail, headers=close)
             return message
 
         await self.app(scope, receive_limited, send)
+
+
+class FramingMiddleware:
+    """Refuses requests whose body length is ambiguous, and closes their connection.
+
+    A request with both ``Content-Length`` and ``Transfer-Encoding``, or with two lengths,
+    is framed one way by some proxies and another way here: what one side reads as a body
+    the other reads as a second request (request smuggling). RFC 9112 section 6.1: answer
+    once, then close the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            names = [key for key, _ in scope["headers"] if key in (b"content-length", b"transfer-encoding")]
+            if len(names) > 1:
+                detail = "The request gives its body length more than once (Content-Length, Transfer-Encoding)."
+                response = problem_response(Request(scope), 400, detail=detail, headers={"Connection": "close"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class HeadMiddleware:
+    """Answers ``HEAD`` as the same ``GET`` without its body (RFC 9110 section 9.3.2).
+
+    Starlette's own routes do, FastAPI's routes answer 405 instead; here every route that
+    answers ``GET`` answers ``HEAD``, lazily mounted or not, with the ``GET``'s headers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)
+
+
+class RelativeRedirectMiddleware:
+    """Makes a redirect to the request's own host relative (``Location: /items``).
+
+    Starlette's trailing-slash redirect writes the request's ``Host`` header into an absolute
+    ``Location``: a client could make the service redirect to any host it names (an open
+    redirect, and a poisoned cache entry behind a shared cache).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_relative(message: Message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                headers = MutableHeaders(scope=message)
+                location = headers.get("location")
+                if location:
+                    headers["location"] = _relative_location(location, scope)
+            await send(message)
+
+        await self.app(scope, receive, send_relative)
+
+
+def _relative_location(location: str, scope: Scope) -> str:
+    url = URL(location)
+    host = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), None)
+    if url.netloc and url.netloc == host:
+        return url.path + (f"?{url.query}" if url.query else "")
+    return location
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -1,6 +1,12 @@
 """The base model every schema of the service derives from."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+# Unknown members an object may carry before it is refused as a whole: each would be one
+# error of its own, and a 1 MiB body holds a hundred thousand of them.
+MAX_UNKNOWN_MEMBERS = 20
 
 
 class ApiModel(BaseModel):
@@ -16,3 +22,11 @@ class ApiModel(BaseModel):
         str_strip_whitespace=True,
         populate_by_name=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_floods_of_members(cls, data: Any) -> Any:
+        # Counted before validation: the cost of refusing such a body does not grow with it.
+        if isinstance(data, dict) and len(data) > len(cls.model_fields) + MAX_UNKNOWN_MEMBERS:
+            raise ValueError(f"has {len(data)} members; {cls.__name__} has {len(cls.model_fields)} fields")
+        return data

@@ -13,9 +13,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from .. import database
+from ..database import Revisions
 from ..settings import Settings
 
 MIGRATIONS = Path(__file__).parent
@@ -38,13 +41,42 @@ def config(settings: Settings) -> Config:
     return alembic
 
 
+def revisions() -> Revisions:
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    return Revisions(
+        heads=frozenset(scripts.get_heads()),
+        known=frozenset(script.revision for script in scripts.walk_revisions()),
+    )
+
+
 def heads() -> frozenset[str]:
-    """The revisions the code expects the database to be at."""
-    return frozenset(ScriptDirectory(str(MIGRATIONS)).get_heads())
+    return revisions().heads
 
 
-def upgrade(settings: Settings, revision: str = "heads") -> None:
+def unknown_revisions(settings: Settings) -> frozenset[str]:
+    """Revisions the database is at that this code has no script for: a newer release
+    migrated it (the old pods of a rollout, a rolled-back release). Empty otherwise."""
+    applied: set[str] = set()
+
+    def read(revision: object, context: MigrationContext) -> list[object]:
+        applied.update(context.get_current_heads())
+        return []  # nothing to run
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    with EnvironmentContext(config(settings), script, fn=read, dont_mutate=True):
+        script.run_env()
+    return frozenset(applied) - revisions().known
+
+
+def upgrade(settings: Settings, revision: str = "heads") -> frozenset[str]:
+    """Apply the migrations up to ``revision``; with a database ahead of the code, do
+    nothing and return the revisions it is at (a rollback must not fail its deploy)."""
+    if revision == "heads":
+        ahead = unknown_revisions(settings)
+        if ahead:
+            return ahead
     command.upgrade(config(settings), revision)
+    return frozenset()
 
 
 def downgrade(settings: Settings, revision: str) -> None:
