@@ -167,7 +167,9 @@ def test_deployment_contract(project: Path, rendered: dict[str, Path], overlay: 
     env_from = container["envFrom"]
     assert env_from[0]["configMapRef"]["name"] == config_map["metadata"]["name"]
     assert env_from[1]["secretRef"] == {"name": f"{APP}-secrets", "optional": True}
-    assert all(key.startswith(ENV_PREFIX) for key in [*config_map["data"], *env])
+    # The service's settings, and OpenTelemetry's own standard variables (and what they use).
+    assert all(key.startswith((ENV_PREFIX, "OTEL_", "POD_")) for key in [*config_map["data"], *env])
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE)"
     assert config_map["data"][f"{ENV_PREFIX}ENVIRONMENT"] == "production"
     # A Service named like the app would otherwise inject <PREFIX>_PORT=tcp://...
     assert pod["enableServiceLinks"] is False
@@ -290,7 +292,7 @@ def test_settings_load_in_the_service(default_project: Path, rendered: dict[str,
         docs = documents(rendered[overlay])
         [container] = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
         environment = {**one(docs, "ConfigMap")["data"]}
-        environment.update(values(container))
+        environment.update((name, value) for name, value in values(container).items() if name.startswith(ENV_PREFIX))
         secrets = of_kind(docs, "Secret")
         environment[DATABASE_URL] = (
             secrets[0]["stringData"]["url"] if secrets else f"postgresql://{PACKAGE}:secret@db.internal:5432/{PACKAGE}"
