@@ -123,7 +123,10 @@ def measure_cold_start(
             python=str(python),
             cwd=project,
         )
-        with runtime.start():
+        # Entered before start(): a failed init raises inside start(), and the runtime must
+        # be killed then too, or it keeps a core busy while the next configuration is timed.
+        with runtime:
+            runtime.start()
             first_invocation = runtime.invoke(_event(api, first))
             out["lambda_init_ms"] = runtime.init_seconds * 1000
             out["lambda_first_invoke_ms"] = first_invocation.seconds * 1000
@@ -143,7 +146,8 @@ def measure_cold_start(
                 python=str(python),
                 cwd=project,
             )
-            with naive_runtime.start():
+            with naive_runtime:
+                naive_runtime.start()
                 _warm(api, naive_runtime, warm, 1)  # its first invocation, not measured
                 timings, statuses = _warm(api, naive_runtime, warm, warm_invocations)
             out["lambda_naive_warm_us"] = statistics.median(timings) * 1e6 if timings else None

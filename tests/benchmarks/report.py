@@ -393,10 +393,11 @@ the template or the generator changed); `--json FILE` writes every sample; `--lo
 keeps the children's stderr; `--configs floor,lazy` runs a subset (of `floor`, `lazy`,
 `eager`, `lazyrouter`, `floor-sqlite`, `lazy-sqlite`; only the variants they need are
 rendered); `--recursion-limit` is explained under "Checks" (without it the eager service and
-fastapi-lazyrouter at D=1000 report "does not start"). The full run takes 30 to 40 minutes
-on 2 cores, most of it in the eager and fastapi-lazyrouter configurations at D=1000 and in
-building the two D=1000 services. The CI smoke test (`tests/test_benchmarks.py`) runs every
-configuration, the database variant included, at D=0 and D=3 for one round and asserts
+fastapi-lazyrouter at D=1000 report "does not start"). The full run takes about 25 minutes
+on 2 cores: about 6 rendering and building the eight services (the two D=1000 builds most
+of it), the rest measuring, mostly the eager and fastapi-lazyrouter configurations at
+D=1000. The CI smoke test (`tests/test_benchmarks.py`) runs every configuration, the
+database variant included, at D=0 and D=3 for one round and asserts
 completeness only (every number present, finite and positive), never a time.
 `tests/benchmarks/profile_startup.py` breaks a lazy production start down piece by piece
 (manifest, source walk, catalog, path index, lifespan, heaviest imports) for one rendered
@@ -412,9 +413,11 @@ service.
   target the Lambda plugin needs), the service as it was before the database layer, for
   every comparison with the empty FastAPI floor; and as the template's default render,
   `database=sqlite` (no deploy target: Copier refuses SQLite with `lambda`), for the
-  database variant. That one gets `BENCH_SERVICE_DATABASE_URL=sqlite:////<its dir>/bench_service.sqlite3`,
-  a file of its own, emptied and migrated with the service's own `python -m bench_service
-  db upgrade` before any measurement, as a deploy step would (in production the service
+  database variant. Every other answer is the default (`opentelemetry` included: on, and
+  inert without `OTEL_EXPORTER_OTLP_ENDPOINT`, which the children never get). The variant
+  gets `BENCH_SERVICE_DATABASE_URL=sqlite:////<its dir>/bench_service.sqlite3`, a file of
+  its own, emptied and migrated with the service's own `python -m bench_service db
+  upgrade` before any measurement, as a deploy step would (in production the service
   never migrates itself and its readiness is 503 until the database is at the code's
   migration head). Each domain is a package like the scaffold's (`router`, `schemas`,
   `service`, `dependencies`) but of realistic weight: 5 endpoints (list with query
@@ -506,6 +509,9 @@ service.
   What it adds to the `database=none` service is SQLAlchemy and aiosqlite at import, the
   engine's first connection in the lifespan, and Alembic's import on the first readiness
   probe (the uvicorn measurement only: the bare process never probes).
+- The eager service at D=1000 fails the Lambda measurement (its handler runs the lifespan
+  with the runtime's own recursion limit); the failed environment is killed at once, as
+  Lambda would, so that it spends no CPU while the next configuration is timed.
 - fastapi-lazyrouter defers building routes but not importing the domains: every router
   module (and its models) is imported at startup, which is why it grows with D; its
   `/openapi.json` lists only the domains mounted so far (2 after the first requests).

@@ -86,7 +86,8 @@ def bench_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("VIRTUAL_ENV", "PYTHON", ENV_PREFIX)) and key not in ("UV_PROJECT_ENVIRONMENT",)
+        # OTEL_*: an exporter endpoint would switch the service's telemetry on mid-benchmark.
+        if not key.startswith(("VIRTUAL_ENV", "PYTHON", "OTEL_", ENV_PREFIX)) and key not in ("UV_PROJECT_ENVIRONMENT",)
     }
     env.update(extra or {})
     return env
