@@ -179,7 +179,7 @@ def database_claim(results: Results) -> list[str]:
         "The tables above are the services rendered with `database=none`. The template's default",
         "render (`database=sqlite`) also opens an async SQLAlchemy engine (aiosqlite) in the",
         "lifespan with a `SELECT 1`, and its readiness checks that the database is at the code's",
-        "migration head (importing Alembic on the first probe). It is measured against its own",
+        "migration head (read from the build in production). It is measured against its own",
         "floor, the empty app plus the same engine, in the same interleaved rounds; the last",
         "column is the same-round ratio to the `database=none` service at the same D.",
         "",
