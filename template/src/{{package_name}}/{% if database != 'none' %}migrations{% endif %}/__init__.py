@@ -13,8 +13,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from .. import database
@@ -53,30 +51,15 @@ def heads() -> frozenset[str]:
     return revisions().heads
 
 
-def unknown_revisions(settings: Settings) -> frozenset[str]:
-    """Revisions the database is at that this code has no script for: a newer release
-    migrated it (the old pods of a rollout, a rolled-back release). Empty otherwise."""
-    applied: set[str] = set()
-
-    def read(revision: object, context: MigrationContext) -> list[object]:
-        applied.update(context.get_current_heads())
-        return []  # nothing to run
-
-    script = ScriptDirectory(str(MIGRATIONS))
-    with EnvironmentContext(config(settings), script, fn=read, dont_mutate=True):
-        script.run_env()
-    return frozenset(applied) - revisions().known
-
-
 def upgrade(settings: Settings, revision: str = "heads") -> frozenset[str]:
     """Apply the migrations up to ``revision``; with a database ahead of the code, do
     nothing and return the revisions it is at (a rollback must not fail its deploy)."""
-    if revision == "heads":
-        ahead = unknown_revisions(settings)
-        if ahead:
-            return ahead
-    command.upgrade(config(settings), revision)
-    return frozenset()
+    alembic = config(settings)
+    # env.py looks under the migration lock, so a newer release migrating at the same
+    # moment is seen, not raced.
+    alembic.attributes["ahead"] = set() if revision == "heads" else None
+    command.upgrade(alembic, revision)
+    return frozenset(alembic.attributes["ahead"] or ())
 
 
 def downgrade(settings: Settings, revision: str) -> None:
