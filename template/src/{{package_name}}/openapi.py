@@ -8,12 +8,16 @@ a document that can weigh megabytes.
 from __future__ import annotations
 
 import json
+import re
+import warnings
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.routing import Route
@@ -24,16 +28,58 @@ OPENAPI_URL = "/openapi.json"
 DOCS_URL = "/docs"
 
 
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def operation_id(route: APIRoute) -> str:
+    """FastAPI's default operation id, independent of the hash seed.
+
+    FastAPI suffixes the first method of ``route.methods``, a set whose order changes with
+    ``PYTHONHASHSEED``; the first in sorted order gives the same id in every process (and
+    FastAPI's own id for every single-method route).
+    """
+    stem = re.sub(r"\W", "_", f"{route.name}{route.path_format}")
+    return f"{stem}_{min(route.methods).lower()}"
+
+
 def generate_document(app: FastAPI) -> bytes:
     """The document FastAPI generates for ``app``, plus the problem-details schema every
     operation's default response refers to."""
-    # FastAPI's own generator: ``app.openapi`` itself is replaced by ``install_docs``.
-    document = dict(FastAPI.openapi(app))
+    # FastAPI's own generator: ``app.openapi`` itself is replaced by ``install_docs``. It
+    # warns once per extra method of a multi-method route, whose operations share one id:
+    # ``_one_id_per_operation`` gives each its own, and warns about what remains.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+        document = dict(FastAPI.openapi(app))
+    _one_id_per_operation(document.get("paths", {}))
     _, definitions = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
     components = dict(document.get("components", {}))
     components["schemas"] = {**components.get("schemas", {}), **definitions.get("$defs", {})}
     document["components"] = components
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _one_id_per_operation(paths: dict[str, Any]) -> None:
+    """Operations of one path item that share an id (one route, several methods) get
+    ``<stem>_<method>`` each, so every operation id in the document is unique."""
+    for item in paths.values():
+        operations = {method: item[method] for method in _METHODS if isinstance(item.get(method), dict)}
+        counts = Counter(operation.get("operationId") for operation in operations.values())
+        for method, operation in operations.items():
+            shared = operation.get("operationId")
+            if shared is None or counts[shared] < 2:
+                continue
+            stem, _, suffix = shared.rpartition("_")
+            operation["operationId"] = f"{stem if stem and suffix in operations else shared}_{method}"
+    counts = Counter(
+        operation["operationId"]
+        for item in paths.values()
+        for method in _METHODS
+        if isinstance(operation := item.get(method), dict) and "operationId" in operation
+    )
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
+    if duplicates:
+        warnings.warn(f"duplicate OpenAPI operation ids: {', '.join(duplicates)}", UserWarning, stacklevel=3)
 
 
 class OpenApiDocument:

@@ -109,7 +109,9 @@ def scan(domains_package: str, reserved: Iterable[RouteSpec] = ()) -> Catalog:
         module_name = f"{domains_package}.{name}.{ROUTER_MODULE}"
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:  # any error in a domain must fail the build, not crash it
+        except KeyboardInterrupt:
+            raise  # on the main thread it is the user's Ctrl-C, not the domain's
+        except BaseException as exc:  # even ``sys.exit()`` in a domain must fail the build, not end it
             problems.append(_import_problem(module_name, exc))
             continue
 
@@ -242,7 +244,7 @@ def _route_conflicts(declared: Sequence[_Declared]) -> list[RouteProblem]:
     return problems
 
 
-def _import_problem(module_name: str, exc: Exception) -> RouteProblem:
+def _import_problem(module_name: str, exc: BaseException) -> RouteProblem:
     if isinstance(exc, SyntaxError) and exc.filename:
         return RouteProblem(Location(exc.filename, exc.lineno or 0), f"SyntaxError: {exc.msg}")
     frames = traceback.extract_tb(exc.__traceback__)

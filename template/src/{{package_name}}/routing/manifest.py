@@ -16,6 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,9 +100,12 @@ def write_build(
     package_version: str,
     fastapi_version: str,
     python_version: str,
+    extra: Callable[[Path], None] | None = None,
 ) -> Build:
+    """Write the build aside and put it in place of the previous one in one step, so a
+    reader sees the old build or the new one, never a mixture, and a build that fails
+    (here or in ``extra``, which adds files to the new build) leaves the old one alone."""
     directory = build_directory(package_root)
-    directory.mkdir(parents=True, exist_ok=True)
     info = BuildInfo(
         format=FORMAT_VERSION,
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -116,13 +123,51 @@ def write_build(
         "sources": {path: [size, mtime_ns] for path, (size, mtime_ns, _) in sources.items()},
         "domains": [asdict(domain) for domain in catalog.domains],
     }
-    # Written to temporary names and renamed, the manifest last, so a reader never sees
-    # half a build.
-    _write_atomically(directory / OPENAPI_FILE, openapi_document)
-    _write_atomically(directory / FINGERPRINT_FILE, json.dumps(sources).encode())
-    _write_atomically(directory / MANIFEST_FILE, json.dumps(manifest, separators=(",", ":")).encode())
-    (directory / ".gitignore").write_text("*\n")
+    staging = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIRECTORY}.", suffix=".new", dir=package_root))
+    try:
+        (staging / OPENAPI_FILE).write_bytes(openapi_document)
+        (staging / FINGERPRINT_FILE).write_bytes(json.dumps(sources).encode())
+        (staging / MANIFEST_FILE).write_bytes(json.dumps(manifest, separators=(",", ":")).encode())
+        (staging / ".gitignore").write_text("*\n")
+        if extra is not None:
+            extra(staging)
+        staging.chmod(0o755)  # mkdtemp's 0o700 would hide the build from the service's user
+        _replace_directory(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return Build(directory, info, catalog)
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``: an atomic exchange where the kernel offers one (Linux
+    ``renameat2``), otherwise two renames with the old build kept until the second."""
+    if not target.exists():
+        new.rename(target)
+        return
+    if _exchange(new, target):
+        return  # ``new`` now holds the previous build, removed by the caller
+    previous = target.with_name(f"{target.name}.old")
+    shutil.rmtree(previous, ignore_errors=True)
+    target.rename(previous)
+    new.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    renameat2 = getattr(_libc(), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
+
+
+def _libc() -> object | None:
+    import ctypes  # only the build writes: loading at startup must not import it
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def load_build(package_root: Path) -> Build:
@@ -213,17 +258,9 @@ def _domain(entry: dict[str, Any]) -> DomainSpec:
     )
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_bytes(content)
-    temporary.replace(path)
-
-
 def remove_build(package_root: Path) -> bool:
     directory = build_directory(package_root)
     if not directory.exists():
         return False
-    for child in directory.iterdir():
-        child.unlink()
-    directory.rmdir()
+    shutil.rmtree(directory)
     return True
