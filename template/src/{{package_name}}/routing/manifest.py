@@ -27,7 +27,7 @@ from typing import Any
 
 from .catalog import Catalog, DomainSpec, RouteSpec
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 FINGERPRINT_FILE = "fingerprint.json"
 OPENAPI_FILE = "openapi.json"
@@ -254,7 +254,12 @@ def _domain(entry: dict[str, Any]) -> DomainSpec:
         for route in entry["routes"]
     )
     return DomainSpec(
-        name=entry["name"], module=entry["module"], attribute=entry["attribute"], prefix=entry["prefix"], routes=routes
+        name=entry["name"],
+        module=entry["module"],
+        attribute=entry["attribute"],
+        prefix=entry["prefix"],
+        routes=routes,
+        at_startup=entry["at_startup"],
     )
 
 
