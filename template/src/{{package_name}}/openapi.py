@@ -23,6 +23,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from .errors import Problem
+from .routing.manifest import gzip_bytes
+
+# A document generated in development is compressed once, at zlib's default level.
+GZIP_LEVEL = 6
 
 OPENAPI_URL = "/openapi.json"
 DOCS_URL = "/docs"
@@ -84,11 +88,23 @@ def _one_id_per_operation(paths: dict[str, Any]) -> None:
 
 class OpenApiDocument:
     """The document's bytes, produced by ``source`` on first use and kept, with one
-    variant per root path."""
+    variant per root path, plain and gzip-compressed (``compressed_source`` gives the build's
+    stored compressed bytes, served as they are)."""
 
     def __init__(self) -> None:
         self.source: Callable[[], bytes] | None = None
+        self.compressed_source: Callable[[], bytes | None] | None = None
         self._by_root_path: dict[str, bytes] = {}
+        self._gzipped: dict[str, bytes] = {}
+
+    def gzipped_for(self, root_path: str) -> bytes:
+        document = self._gzipped.get(root_path)
+        if document is None:
+            stored = self.compressed_source() if self.compressed_source is not None and not root_path else None
+            # Compressed once per root path and kept: never per request.
+            document = stored or gzip_bytes(self.bytes_for(root_path), GZIP_LEVEL)
+            self._gzipped[root_path] = document
+        return document
 
     def bytes_for(self, root_path: str) -> bytes:
         document = self._by_root_path.get(root_path)
@@ -109,12 +125,33 @@ class OpenApiDocument:
         return json.loads(self.bytes_for(""))
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip (RFC 9110 section 12.5.3: ``gzip`` or ``*``
+    with a weight above zero; ``gzip;q=0`` refuses it)."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.lower().split(","):
+        coding, _, parameters = item.partition(";")
+        weight = 1.0
+        name, _, value = parameters.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        weights[coding.strip()] = weight
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
+
+
 def install_docs(app: FastAPI, document: OpenApiDocument) -> None:
     app.openapi = document.as_dict  # type: ignore[method-assign]
 
     async def openapi(request: Request) -> Response:
         root_path = request.scope.get("root_path", "").rstrip("/")
-        return Response(document.bytes_for(root_path), media_type="application/json")
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            return Response(document.gzipped_for(root_path), media_type="application/json", headers=headers)
+        plain = document.bytes_for(root_path)
+        return Response(plain, media_type="application/json", headers={"Vary": "Accept-Encoding"})
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         root_path = request.scope.get("root_path", "").rstrip("/")
