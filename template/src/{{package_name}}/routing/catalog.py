@@ -184,7 +184,7 @@ def import_isolated(module_name: str) -> tuple[ModuleType | None, RouteProblem |
         module = importlib.import_module(module_name)
         names = ", ".join(sorted(variable.name for variable in context))
         return None, RouteProblem(
-            _router_location(module),
+            _call_location("set", _router_location(module)),
             f"{module_name} sets context variables while it is imported ({names}); a lazily "
             "mounted domain is imported in a fresh context, where requests would not see them: "
             "set them in a dependency or in lifespan.py",
@@ -223,16 +223,25 @@ def _unsupported(name: str, router: APIRouter, location: Location) -> list[Route
                 f"domain {name!r} declares startup or shutdown handlers; process-wide resources belong in lifespan.py",
             )
         )
+    mounts = 0
     for route in _included_routes(router):
-        if isinstance(route, Mount | Host):
-            kind = "mounts an application" if isinstance(route, Mount) else "routes by host"
+        if isinstance(route, Mount):
+            mounts += 1
             problems.append(
                 RouteProblem(
-                    _call_location("mount" if isinstance(route, Mount) else "host", location),
-                    f"domain {name!r} {kind} at {getattr(route, 'path', '') or getattr(route, 'host', '')!r}: "
-                    "FastAPI serves a mount of an included router without the router's prefix, outside "
-                    "the domain's paths, so no request path leads to the domain; mount it on the app in "
-                    "app.py, or serve it from a route",
+                    _call_location("mount", location, mounts),
+                    f"domain {name!r} mounts an application at {route.path!r}: FastAPI serves a mount of an "
+                    f"included router without the router's prefix (at {route.path!r}, not "
+                    f"{router.prefix + route.path!r}), outside the paths the domain owns, where lazy routing "
+                    "cannot find it; mount it on the app in app.py, or serve it from a route",
+                )
+            )
+        elif isinstance(route, Host):
+            problems.append(
+                RouteProblem(
+                    _call_location("host", location),
+                    f"domain {name!r} routes by host ({route.host!r}): lazy routing finds a domain from the "
+                    "path alone; route by host on the app in app.py",
                 )
             )
     if any(getattr(included, "_low_priority_routes", None) for included in _routers(router)):
@@ -260,18 +269,18 @@ def _included_routes(router: APIRouter) -> Iterator[object]:
         yield from (route for route in included.routes if getattr(route, "original_router", None) is None)
 
 
-def _call_location(method: str, fallback: Location) -> Location:
-    """The line of the first ``<something>.<method>(...)`` call in the module."""
+def _call_location(method: str, fallback: Location, occurrence: int = 1) -> Location:
+    """The line of the ``occurrence``-th ``<something>.<method>(...)`` call in the file."""
     try:
         tree = ast.parse(Path(fallback.file).read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
         return fallback
-    lines = [
+    lines = sorted(
         node.lineno
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == method
-    ]
-    return Location(fallback.file, min(lines)) if lines else fallback
+    )
+    return Location(fallback.file, lines[occurrence - 1]) if len(lines) >= occurrence else fallback
 
 
 def _route_spec(context: object) -> RouteSpec:
@@ -370,7 +379,13 @@ def _import_problem(module_name: str, exc: BaseException) -> RouteProblem:
     own = [frame for frame in frames if f"/{package_root}/" in frame.filename.replace("\\", "/")]
     frame = (own or frames)[-1] if (own or frames) else None
     location = Location(frame.filename, frame.lineno or 0) if frame else Location(module_name, 0)
-    return RouteProblem(location, f"cannot import {module_name}: {type(exc).__name__}: {exc}")
+    message = f"cannot import {module_name}: {type(exc).__name__}: {exc}"
+    if "main thread" in str(exc) or "event loop" in str(exc):
+        message += (
+            " (a domain is imported on a worker thread, with no event loop, as lazy routing imports it: "
+            "do this in lifespan.py)"
+        )
+    return RouteProblem(location, message)
 
 
 def _endpoint_location(endpoint: object, fallback: Location) -> Location:
