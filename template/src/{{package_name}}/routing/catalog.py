@@ -126,7 +126,9 @@ def scan(domains_package: str, reserved: Iterable[RouteSpec] = ()) -> Catalog:
             module_name = f"{domains_package}.{name}.{ROUTER_MODULE}"
             module, error = worker.submit(import_isolated, module_name).result()
             if isinstance(error, KeyboardInterrupt):
-                raise error
+                # Raised on the worker thread, which never receives signals: the domain's
+                # own (a Ctrl-C lands on this thread, in ``result()``, and ends the build).
+                error = _import_problem(module_name, error)
             if error is not None:
                 problems.append(error)
                 continue
@@ -172,7 +174,7 @@ def scan(domains_package: str, reserved: Iterable[RouteSpec] = ()) -> Catalog:
 
 def import_isolated(module_name: str) -> tuple[ModuleType | None, RouteProblem | BaseException | None]:
     """Import ``module_name`` in an empty context; returns the module, or the problem (a
-    ``KeyboardInterrupt`` is returned as is, for the caller to decide whose it is)."""
+    ``KeyboardInterrupt`` is returned as is: only the caller knows whether it is a Ctrl-C)."""
     context = contextvars.Context()
     try:
         module = context.run(importlib.import_module, module_name)
