@@ -10,6 +10,7 @@ with its own ``python -m <package> db upgrade`` into a SQLite file of their own.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -192,8 +193,12 @@ def prepare_service(workspace: Workspace, database: str, domains: int, *, reuse:
 
 
 def _openapi_size(root: Path) -> int | None:
-    path = root / "src" / PACKAGE / "_build" / "openapi.json"
-    return path.stat().st_size if path.is_file() else None
+    build = root / "src" / PACKAGE / "_build"
+    if (build / "openapi.json").is_file():
+        return (build / "openapi.json").stat().st_size
+    # Stored compressed (``build --compression``, on by default): the document's own size.
+    compressed = build / "openapi.json.gz"
+    return len(gzip.decompress(compressed.read_bytes())) if compressed.is_file() else None
 
 
 def prepare_floor(workspace: Workspace, database: str, python: Path) -> None:

@@ -27,7 +27,11 @@ async def ready(request: Request) -> JSONResponse:
     if await request.app.state.resources.check() is not None:
         # The reason is in the log: it can name hosts and versions a probe need not see.
         raise UnavailableError("A resource the service needs is unavailable.")
-    return JSONResponse({"status": "ready"})
+    # Still ready: the other domains serve, and every replica runs the same code. The names
+    # tell the operator which domains answer 503 (the errors are in the log).
+    lazy_domains = getattr(request.app.state, "lazy_domains", None)
+    unavailable = sorted(lazy_domains.unavailable) if lazy_domains is not None else []
+    return JSONResponse({"status": "ready", **({"unavailable_domains": unavailable} if unavailable else {})})
 
 
 def routes() -> list[Route]:

@@ -8,19 +8,28 @@ step runs it and stores the result, so production never has to.
 from __future__ import annotations
 
 import ast
+import contextvars
 import importlib
 import inspect
 import pkgutil
 import traceback
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from fastapi import APIRouter
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import Host, Mount
 
 from .paths import may_overlap, template_segments
+
+try:
+    from fastapi.routing import _DefaultLifespan as _DEFAULT_LIFESPAN  # what a router without ``lifespan=`` has
+except ImportError:  # pragma: no cover - another FastAPI: every lifespan counts as declared
+    _DEFAULT_LIFESPAN = ()  # type: ignore[assignment,misc]
 
 ROUTER_MODULE = "router"
 ROUTER_ATTRIBUTE = "router"
@@ -42,6 +51,9 @@ class DomainSpec:
     attribute: str
     prefix: str
     routes: tuple[RouteSpec, ...]
+    # Mounted when the app starts rather than on first use: its router has a lifespan
+    # (eager runs it at startup) or routes whose own ``matches()`` decides what they serve.
+    at_startup: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,54 +117,172 @@ def scan(domains_package: str, reserved: Iterable[RouteSpec] = ()) -> Catalog:
     declared: list[_Declared] = [_Declared("the service", spec, Location(SERVICE_ROUTES, 0)) for spec in reserved]
     router_locations: dict[str, Location] = {}
 
-    for name in discover_domains(domains_package):
-        module_name = f"{domains_package}.{name}.{ROUTER_MODULE}"
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # any error in a domain must fail the build, not crash it
-            problems.append(_import_problem(module_name, exc))
-            continue
+    # Imported the way lazy routing imports them: on a worker thread, in an empty context.
+    # A domain that needs the main thread (``signal.signal``), expects a running event loop
+    # or sets a context variable while being imported then fails here, with its line,
+    # rather than differently on its first request.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="domain-import") as worker:
+        for name in discover_domains(domains_package):
+            module_name = f"{domains_package}.{name}.{ROUTER_MODULE}"
+            module, error = worker.submit(import_isolated, module_name).result()
+            if isinstance(error, KeyboardInterrupt):
+                # Raised on the worker thread, which never receives signals: the domain's
+                # own (a Ctrl-C lands on this thread, in ``result()``, and ends the build).
+                error = _import_problem(module_name, error)
+            if error is not None:
+                problems.append(error)
+                continue
+            assert module is not None
+            router = getattr(module, ROUTER_ATTRIBUTE, None)
+            router_location = _router_location(module)
+            if not isinstance(router, APIRouter):
+                problems.append(
+                    RouteProblem(router_location, f"{module_name} must define `{ROUTER_ATTRIBUTE} = APIRouter(...)`")
+                )
+                continue
+            refused = _unsupported(name, router, router_location)
+            problems.extend(refused)
 
-        router = getattr(module, ROUTER_ATTRIBUTE, None)
-        router_location = _router_location(module)
-        if not isinstance(router, APIRouter):
-            problems.append(
-                RouteProblem(router_location, f"{module_name} must define `{ROUTER_ATTRIBUTE} = APIRouter(...)`")
-            )
-            continue
-        if getattr(router, "on_startup", None) or getattr(router, "on_shutdown", None):
-            problems.append(
-                RouteProblem(
-                    router_location,
-                    f"domain {name!r} declares startup or shutdown handlers; "
-                    "process-wide resources belong in lifespan.py",
+            contexts = list(iter_route_contexts(router.routes))
+            routes = [
+                (_route_spec(context), _endpoint_location(context.endpoint, router_location))
+                for context in contexts
+                if not isinstance(context.original_route, Mount | Host)  # refused above
+            ]
+            if not routes and not refused:
+                problems.append(RouteProblem(router_location, f"domain {name!r} has no routes"))
+                continue
+            router_locations[name] = router_location
+            declared.extend(_Declared(name, spec, location) for spec, location in routes)
+            domains.append(
+                DomainSpec(
+                    name=name,
+                    module=module_name,
+                    attribute=ROUTER_ATTRIBUTE,
+                    prefix=router.prefix,
+                    routes=tuple(spec for spec, _ in routes),
+                    at_startup=declares_lifespan(router.lifespan_context) or _custom_matching(contexts),
                 )
             )
-
-        routes = [
-            (_route_spec(context), _endpoint_location(context.endpoint, router_location))
-            for context in iter_route_contexts(router.routes)
-        ]
-        if not routes:
-            problems.append(RouteProblem(router_location, f"domain {name!r} has no routes"))
-            continue
-        router_locations[name] = router_location
-        declared.extend(_Declared(name, spec, location) for spec, location in routes)
-        domains.append(
-            DomainSpec(
-                name=name,
-                module=module_name,
-                attribute=ROUTER_ATTRIBUTE,
-                prefix=router.prefix,
-                routes=tuple(spec for spec, _ in routes),
-            )
-        )
 
     problems.extend(_prefix_overlaps(domains, router_locations))
     problems.extend(_route_conflicts(declared))
     if problems:
         raise RouteValidationError(problems)
     return Catalog(tuple(domains))
+
+
+def import_isolated(module_name: str) -> tuple[ModuleType | None, RouteProblem | BaseException | None]:
+    """Import ``module_name`` in an empty context; returns the module, or the problem (a
+    ``KeyboardInterrupt`` is returned as is: only the caller knows whether it is a Ctrl-C)."""
+    context = contextvars.Context()
+    try:
+        module = context.run(importlib.import_module, module_name)
+    except KeyboardInterrupt as exc:
+        return None, exc
+    except BaseException as exc:  # even ``sys.exit()`` in a domain must fail the build, not end it
+        return None, _import_problem(module_name, exc)
+    if len(context):
+        module = importlib.import_module(module_name)
+        names = ", ".join(sorted(variable.name for variable in context))
+        return None, RouteProblem(
+            _call_location("set", _router_location(module)),
+            f"{module_name} sets context variables while it is imported ({names}); a lazily "
+            "mounted domain is imported in a fresh context, where requests would not see them: "
+            "set them in a dependency or in lifespan.py",
+        )
+    return module, None
+
+
+def declares_lifespan(lifespan: object) -> bool:
+    """Whether a router (or one it includes) was given ``lifespan=``: FastAPI merges every
+    included router's lifespan into the app's, so eager routing runs it at startup."""
+    if isinstance(lifespan, _DEFAULT_LIFESPAN):
+        return False  # only runs ``on_startup``/``on_shutdown``, refused on their own
+    merged = inspect.unwrap(lifespan)  # type: ignore[arg-type]
+    if getattr(merged, "__name__", "") == "merged_lifespan" and getattr(merged, "__closure__", None):
+        return any(declares_lifespan(cell.cell_contents) for cell in merged.__closure__)
+    return True
+
+
+def _custom_matching(contexts: Sequence[object]) -> bool:
+    """Routes that override ``matches()`` can refuse a request their path matches: only
+    their own code can tell, so the domain is mounted before the first request."""
+    return any(
+        isinstance(route := getattr(context, "original_route", None), APIRoute)
+        and type(route).matches is not APIRoute.matches
+        for context in contexts
+    )
+
+
+def _unsupported(name: str, router: APIRouter, location: Location) -> list[RouteProblem]:
+    """What a domain router may not do, because lazy and eager routing would differ."""
+    problems = []
+    if getattr(router, "on_startup", None) or getattr(router, "on_shutdown", None):
+        problems.append(
+            RouteProblem(
+                location,
+                f"domain {name!r} declares startup or shutdown handlers; process-wide resources belong in lifespan.py",
+            )
+        )
+    mounts = 0
+    for route in _included_routes(router):
+        if isinstance(route, Mount):
+            mounts += 1
+            problems.append(
+                RouteProblem(
+                    _call_location("mount", location, mounts),
+                    f"domain {name!r} mounts an application at {route.path!r}: FastAPI serves a mount of an "
+                    f"included router without the router's prefix (at {route.path!r}, not "
+                    f"{router.prefix + route.path!r}), outside the paths the domain owns, where lazy routing "
+                    "cannot find it; mount it on the app in app.py, or serve it from a route",
+                )
+            )
+        elif isinstance(route, Host):
+            problems.append(
+                RouteProblem(
+                    _call_location("host", location),
+                    f"domain {name!r} routes by host ({route.host!r}): lazy routing finds a domain from the "
+                    "path alone; route by host on the app in app.py",
+                )
+            )
+    if any(getattr(included, "_low_priority_routes", None) for included in _routers(router)):
+        problems.append(
+            RouteProblem(
+                _call_location("frontend", location),
+                f"domain {name!r} registers routes outside `router.routes` (router.frontend(...)); "
+                "FastAPI tries them after every other route of the app, which lazy routing cannot "
+                "reproduce for one domain; serve the frontend from app.py",
+            )
+        )
+    return problems
+
+
+def _routers(router: APIRouter) -> Iterator[APIRouter]:
+    yield router
+    for route in router.routes:
+        included = getattr(route, "original_router", None)  # FastAPI keeps included routers as a tree
+        if isinstance(included, APIRouter):
+            yield from _routers(included)
+
+
+def _included_routes(router: APIRouter) -> Iterator[object]:
+    for included in _routers(router):
+        yield from (route for route in included.routes if getattr(route, "original_router", None) is None)
+
+
+def _call_location(method: str, fallback: Location, occurrence: int = 1) -> Location:
+    """The line of the ``occurrence``-th ``<something>.<method>(...)`` call in the file."""
+    try:
+        tree = ast.parse(Path(fallback.file).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return fallback
+    lines = sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == method
+    )
+    return Location(fallback.file, lines[occurrence - 1]) if len(lines) >= occurrence else fallback
 
 
 def _route_spec(context: object) -> RouteSpec:
@@ -242,7 +372,7 @@ def _route_conflicts(declared: Sequence[_Declared]) -> list[RouteProblem]:
     return problems
 
 
-def _import_problem(module_name: str, exc: Exception) -> RouteProblem:
+def _import_problem(module_name: str, exc: BaseException) -> RouteProblem:
     if isinstance(exc, SyntaxError) and exc.filename:
         return RouteProblem(Location(exc.filename, exc.lineno or 0), f"SyntaxError: {exc.msg}")
     frames = traceback.extract_tb(exc.__traceback__)
@@ -251,7 +381,13 @@ def _import_problem(module_name: str, exc: Exception) -> RouteProblem:
     own = [frame for frame in frames if f"/{package_root}/" in frame.filename.replace("\\", "/")]
     frame = (own or frames)[-1] if (own or frames) else None
     location = Location(frame.filename, frame.lineno or 0) if frame else Location(module_name, 0)
-    return RouteProblem(location, f"cannot import {module_name}: {type(exc).__name__}: {exc}")
+    message = f"cannot import {module_name}: {type(exc).__name__}: {exc}"
+    if "main thread" in str(exc) or "event loop" in str(exc):
+        message += (
+            " (a domain is imported on a worker thread, with no event loop, as lazy routing imports it: "
+            "do this in lifespan.py)"
+        )
+    return RouteProblem(location, message)
 
 
 def _endpoint_location(endpoint: object, fallback: Location) -> Location:

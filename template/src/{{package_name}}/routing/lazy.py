@@ -9,23 +9,56 @@ only. Its state lives on the route object, so two apps in one process are indepe
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import importlib
+import logging
+import math
+import re
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import iter_route_contexts
+from starlette.convertors import Convertor
 from starlette.datastructures import URLPath
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, get_route_path, replace_params
-from starlette.types import Receive, Scope, Send
+from starlette.types import Lifespan, Receive, Scope, Send
 
-from .catalog import DomainSpec
+from .catalog import DomainSpec, RouteSpec
 from .paths import PathIndex
 
-# A request no route matches: building the domain's routes also builds their matchers.
-_WARM_UP_SCOPE: Scope = {"type": "http", "method": "GET", "path": "/\x00", "root_path": "", "headers": []}
+logger = logging.getLogger(__name__)
+
+# After a domain fails to import, requests to it are answered 503 for this long, doubling
+# with each failed retry: a broken domain is not re-imported in a tight loop.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+
+
+class DomainChanged(Exception):
+    """The domain's code no longer declares the routes this process advertises."""
+
+
+@dataclass
+class _Failure:
+    error: str
+    attempts: int
+    retry_at: float
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    regex: re.Pattern[str]
+    methods: frozenset[str]
+    websocket: bool
 
 
 def prepare_lazy_loading() -> None:
@@ -48,6 +81,18 @@ def include_eagerly(app: FastAPI, domains: Sequence[DomainSpec]) -> None:
         app.include_router(import_router(domain))
 
 
+def route_specs(routes: Sequence[BaseRoute]) -> tuple[RouteSpec, ...]:
+    specs = []
+    for context in iter_route_contexts(routes):
+        methods = context.methods or ()
+        specs.append(
+            RouteSpec(
+                path=context.path or "", methods=tuple(sorted(methods)), name=context.name or "", websocket=not methods
+            )
+        )
+    return tuple(specs)
+
+
 class LazyDomains(BaseRoute):
     def __init__(self, app: FastAPI, domains: Sequence[DomainSpec]) -> None:
         self._app = app
@@ -55,18 +100,60 @@ class LazyDomains(BaseRoute):
         self._index = PathIndex((route.path, domain.name) for domain in domains for route in domain.routes)
         self._mounted: dict[str, list[BaseRoute]] = {}
         self._locks: dict[str, anyio.Lock] = {}
-        self._url_formats: dict[str, list[tuple[str, dict[str, object], bool]]] | None = None
+        self._patterns: dict[str, list[_Pattern]] = {}
+        self._failures: dict[str, _Failure] = {}
+        self._url_formats: dict[str, list[tuple[str, dict[str, Convertor[Any]], bool]]] | None = None
 
     @property
     def mounted(self) -> frozenset[str]:
         return frozenset(self._mounted)
 
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """The domains whose last import failed, with the error (for readiness and logs)."""
+        return {name: failure.error for name, failure in self._failures.items()}
+
+    @property
+    def at_startup(self) -> tuple[DomainSpec, ...]:
+        return tuple(domain for domain in self._domains.values() if domain.at_startup)
+
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """The answer the domain's own routes would give, so that the router's 405s and
+        slash redirects are the same as eager's: from the routes once mounted, before that
+        from the catalog's path templates (compiled with Starlette's own convertors)."""
         if scope["type"] not in ("http", "websocket"):
             return Match.NONE, {}
-        if self._index.lookup(get_route_path(scope)) is None:
+        path = get_route_path(scope)
+        name = self._index.lookup(path)
+        if name is None:
             return Match.NONE, {}
-        return Match.FULL, {}
+        routes = self._mounted.get(name)
+        if routes is None:
+            return self._catalog_match(name, scope, path), {}
+        best = Match.NONE
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return Match.FULL, {}
+            if match is Match.PARTIAL:
+                best = Match.PARTIAL
+        return best, {}
+
+    def _catalog_match(self, name: str, scope: Scope, path: str) -> Match:
+        patterns = self._patterns.get(name)
+        if patterns is None:
+            patterns = self._patterns[name] = [
+                _Pattern(compile_path(route.path)[0], frozenset(route.methods), route.websocket)
+                for route in self._domains[name].routes
+            ]
+        best = Match.NONE
+        for pattern in patterns:
+            if pattern.websocket != (scope["type"] == "websocket") or not pattern.regex.match(path):
+                continue
+            if pattern.websocket or not pattern.methods or scope["method"] in pattern.methods:
+                return Match.FULL
+            best = Match.PARTIAL
+        return best
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = self._index.lookup(get_route_path(scope))
@@ -100,11 +187,42 @@ class LazyDomains(BaseRoute):
         lock = self._locks.setdefault(name, anyio.Lock())
         async with lock:
             routes = self._mounted.get(name)
-            if routes is None:
-                # In a worker thread: importing a large domain must not stall the event loop.
-                routes = await anyio.to_thread.run_sync(self.build_routes, self._domains[name])
-                self._mounted[name] = routes
-        return routes
+            if routes is not None:
+                return routes
+            failure = self._failures.get(name)
+            if failure is not None and time.monotonic() < failure.retry_at:
+                raise _unavailable(failure)
+            # In a worker thread, so that importing a large domain does not stall the event
+            # loop; in an empty context, so that the module never sees (nor keeps) the
+            # triggering request's context variables, its request id among them.
+            outcome = await anyio.to_thread.run_sync(contextvars.Context().run, self._try_build_routes, name)
+            if isinstance(outcome, BaseException):
+                raise _unavailable(self._failed(name, outcome))
+            if failure is not None:
+                logger.warning("domain %r mounted after %d failed attempts", name, failure.attempts)
+                del self._failures[name]
+            self._mounted[name] = outcome
+        return outcome
+
+    def _try_build_routes(self, name: str) -> list[BaseRoute] | BaseException:
+        # Caught here, on the worker thread: raised out of it, a ``SystemExit`` or
+        # ``KeyboardInterrupt`` would end the event loop and the whole service with it.
+        # A worker thread never receives signals, so either comes from the domain's code.
+        try:
+            return self.build_routes(self._domains[name])
+        except BaseException as exc:
+            return exc
+
+    def _failed(self, name: str, exc: BaseException) -> _Failure:
+        previous = self._failures.get(name)
+        attempts = previous.attempts + 1 if previous else 1
+        delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (attempts - 1))
+        error = f"{type(exc).__name__}: {exc}"
+        failure = self._failures[name] = _Failure(error, attempts, time.monotonic() + delay)
+        if previous is None or previous.error != error:
+            # Once per distinct error: retries that fail alike add nothing to the log.
+            logger.error("domain %r cannot be mounted; retrying in %.0f s at the earliest", name, delay, exc_info=exc)
+        return failure
 
     def build_routes(self, domain: DomainSpec) -> list[BaseRoute]:
         # A detached copy of the app's router carries everything an include inherits
@@ -114,9 +232,43 @@ class LazyDomains(BaseRoute):
         host = copy.copy(self._app.router)
         host.routes = []
         host.include_router(import_router(domain))
-        for route in host.routes:
-            route.matches(dict(_WARM_UP_SCOPE))
+        # Walking the routes builds FastAPI's effective routes (prefixed, with their
+        # matchers), so the first request does not pay for it; no request is made up.
+        found = route_specs(host.routes)
+        if set(found) != set(domain.routes):
+            raise DomainChanged(
+                f"domain {domain.name!r} no longer declares the routes this process serves and "
+                "documents (its code changed since they were read); restart the service"
+            )
         return host.routes
+
+    def lifespan(self, original: Lifespan[Any]) -> Callable[[Any], Any]:
+        """``original`` followed by mounting the domains that must be mounted at startup and
+        entering their routers' lifespans, in the order and with the merged state of
+        ``app.include_router`` (the app's state wins a name both set)."""
+
+        @asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[Mapping[str, Any] | None]:
+            async with original(app) as original_state, AsyncExitStack() as stack:
+                states = []
+                for domain in self.at_startup:
+                    outcome = await anyio.to_thread.run_sync(
+                        contextvars.Context().run, self._try_build_routes, domain.name
+                    )
+                    if isinstance(outcome, BaseException):
+                        raise RuntimeError(f"domain {domain.name!r} cannot be mounted at startup") from outcome
+                    self._mounted[domain.name] = outcome
+                    router = import_router(domain)
+                    states.append(await stack.enter_async_context(router.lifespan_context(app)))
+                if original_state is None and all(state is None for state in states):
+                    yield None
+                else:
+                    merged: dict[str, Any] = {}
+                    for state in reversed(states):
+                        merged.update(state or {})
+                    yield {**merged, **(original_state or {})}
+
+        return lifespan
 
     def url_path_for(self, name: str, /, **path_params: object) -> URLPath:
         # Answered from the catalog, so ``url_for`` works for domains not loaded yet.
@@ -129,9 +281,18 @@ class LazyDomains(BaseRoute):
         for path_format, convertors, websocket in self._url_formats.get(name, ()):
             if set(path_params) != set(convertors):
                 continue
-            path, _ = replace_params(path_format, convertors, dict(path_params))  # type: ignore[arg-type]
+            path, _ = replace_params(path_format, convertors, dict(path_params))
             return URLPath(path=path, protocol="websocket" if websocket else "http")
         raise NoMatchFound(name, path_params)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(domains={len(self._domains)}, mounted={len(self._mounted)})"
+
+
+def _unavailable(failure: _Failure) -> HTTPException:
+    # The service's handler answers it as problem+json with the request id; the error
+    # itself is in the log, not in the response.
+    retry_after = max(1, math.ceil(failure.retry_at - time.monotonic()))
+    return HTTPException(
+        503, "This part of the service cannot be loaded; retry later.", headers={"Retry-After": str(retry_after)}
+    )
