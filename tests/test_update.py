@@ -840,6 +840,19 @@ def shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
     return run(["bash", "-c", command], cwd=cwd, env=env, timeout=900)
 
 
+def first_week_edits(project: Path, env: dict[str, str]) -> dict[str, bytes]:
+    """The user's first edits, each the way a team makes it, committed."""
+    run(["uv", "add", USER_DEPENDENCY], cwd=project, env=env)
+    append(project / "README.md", USER_README_SECTION)
+    run(["uv", "run", "python", "-m", PACKAGE, "new-domain", USER_DOMAIN], cwd=project, env=env)
+    settings_path = project / P_PKG / "settings.py"
+    old_default, new_default = SETTING_DEFAULT
+    assert settings_path.read_text().count(old_default) == 1
+    settings_path.write_text(settings_path.read_text().replace(old_default, new_default))
+    commit_all(project, env, "Our first week")
+    return files(project)
+
+
 def test_readme_render_from_0_1_0_updates_to_this_release_with_the_users_first_edits(
     history_checkout: Path, copier_env: dict[str, str]
 ) -> None:
@@ -854,16 +867,7 @@ def test_readme_render_from_0_1_0_updates_to_this_release_with_the_users_first_e
     assert answers["_src_path"] == "."  # what 0.1.0 recorded: an update must cope with it
     git(history_checkout, env, "tag", "--annotate", "v0.2.0", "HEAD", "--message", "Release 0.2.0")
 
-    # The user's first edits, each the way a team makes it, committed.
-    run(["uv", "add", USER_DEPENDENCY], cwd=project, env=env)
-    append(project / "README.md", USER_README_SECTION)
-    run(["uv", "run", "python", "-m", PACKAGE, "new-domain", USER_DOMAIN], cwd=project, env=env)
-    settings_path = project / P_PKG / "settings.py"
-    old_default, new_default = SETTING_DEFAULT
-    assert settings_path.read_text().count(old_default) == 1
-    settings_path.write_text(settings_path.read_text().replace(old_default, new_default))
-    commit_all(project, env, "Our first week")
-    ours = files(project)
+    ours = first_week_edits(project, env)
 
     # The update as docs/upgrading.md says for a service that recorded a relative source:
     # once from the template checkout, naming the service by its absolute path.
@@ -882,7 +886,7 @@ def test_readme_render_from_0_1_0_updates_to_this_release_with_the_users_first_e
     assert f'"{USER_DEPENDENCY}>=' in pyproject
     assert after["pyproject.toml"] != ours["pyproject.toml"]
     assert after["README.md"].decode().endswith(USER_README_SECTION)
-    assert new_default in after[f"{P_PKG}/settings.py"].decode()
+    assert SETTING_DEFAULT[1] in after[f"{P_PKG}/settings.py"].decode()
     assert after["uv.lock"] == ours["uv.lock"]
     assert user_domain_files(after) == user_domain_files(ours) != {}
     commit_all(project, env, "Update the template to v0.2.0")
@@ -906,3 +910,26 @@ def test_readme_render_from_0_1_0_updates_to_this_release_with_the_users_first_e
     result = copier("update", "--trust", "--defaults", cwd=project, env=env)
     assert "[update] merged cleanly" in output(result)
     assert (project / "UPGRADE-WITNESS.md").read_text() == "0.2.1\n"
+
+
+def test_rej_mode_leaves_rejects_where_the_recommended_inline_mode_merges(
+    history_checkout: Path, copier_env: dict[str, str]
+) -> None:
+    """The same first week, updated from 0.1.0 with ``--conflict rej``: the edits the inline
+    test above merges without a conflict come back as .rej files, the file holding the
+    template's version without them (why docs/upgrading.md recommends inline)."""
+    env = uv_and_copier_env(copier_env)
+    project = history_checkout.parent / "acme-orders-rej"
+    copy = f'copier copy --trust --defaults --vcs-ref v0.1.0 -d project_name="Acme Orders" . ../{project.name}'
+    shell(copy, history_checkout, env)
+    first_week_edits(project, env)
+    update = f'copier update --trust --defaults --conflict rej --vcs-ref v0.2.0 "{project}"'
+    result = subprocess.run(["bash", "-c", update], cwd=history_checkout, env=env, capture_output=True, text=True)
+    assert result.returncode == 1, output(result)
+    rejected = sorted(path for path in files(project) if path.endswith(".rej"))
+    assert rejected == ["pyproject.toml.rej", f"{P_PKG}/settings.py.rej"], output(result)
+    assert "rejected hunks: pyproject.toml.rej" in output(result)
+    # The hunk with the user's dependency waits in the .rej file, not in pyproject.toml.
+    assert USER_DEPENDENCY in (project / "pyproject.toml.rej").read_text()
+    assert USER_DEPENDENCY not in (project / "pyproject.toml").read_text()
+    assert SETTING_DEFAULT[1] not in (project / P_PKG / "settings.py").read_text()
