@@ -663,6 +663,33 @@ def test_package_name_typed_at_the_prompt_is_refused_and_the_files_put_back(
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
+def test_package_renamed_by_hand_as_documented_then_updates_cleanly(
+    template_repo: Path, copier_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = generate(template_repo, tmp_path / "acme-orders", copier_env)
+    # The recipe of docs/upgrading.md, "Renaming the package", word for word.
+    docs = (TEMPLATE_ROOT / "docs" / "upgrading.md").read_text(encoding="utf-8")
+    section = docs[docs.index("### Renaming the package") :]
+    recipe = section.split("To rename the package, do it yourself", 1)[1].split("```console\n", 1)[1].split("\n```")[0]
+    run(["bash", "-e", "-c", recipe], cwd=project, env=copier_env)
+    assert not (project / P_PKG).exists() and (project / "src" / "acme_shop" / "app.py").is_file()
+    assert "ACME_SHOP_ENVIRONMENT=" in (project / ".env").read_text()
+
+    result = update(project, copier_env, "v0.2.0")
+    assert "[update] merged cleanly" in output(result)
+    assert not (project / P_PKG).exists()
+    assert (project / "src" / "acme_shop" / "health.py").read_text().startswith(TEMPLATE_HEALTH)
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"] == "acme_shop"
+    # Exactly what a service generated as acme_shop gets from 0.2.0.
+    fresh = files(
+        render(template_repo, tmp_path / "fresh" / "acme-orders", copier_env, "v0.2.0", package_name="acme_shop")
+    )
+    after = files(project)
+    differing = sorted(path for path in fresh if after.get(path) != fresh[path])
+    # `.env` is the user's (`_skip_if_exists`): renamed by the recipe, never rewritten.
+    assert differing == [".env"], differing
+
+
 # --- tasks ---------------------------------------------------------------------------
 
 
