@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,26 @@ def test_generated_readme_covers_every_chosen_target(tmp_path: Path, targets: li
     # The README's last section stays last (users append theirs below it; see docs/upgrading.md).
     last = [line for line in readme.splitlines() if line.startswith("## ")][-1]
     assert last == ("## Deploy on AWS Lambda" if "lambda" in targets else "## Routing, the build and production")
+
+
+def test_prompts_fit_a_terminal_and_project_name_has_no_fake_default() -> None:
+    # A prompt line longer than the terminal is cut; the prompt adds its own few characters.
+    for name, spec in QUESTIONS.items():
+        assert "\n" not in spec["help"].strip() and len(spec["help"]) <= 76, name
+    assert "placeholder" not in QUESTIONS["project_name"] and "default" not in QUESTIONS["project_name"]
+    assert "e.g. Acme Orders" in QUESTIONS["project_name"]["help"]
+
+
+def test_project_name_is_required_with_a_message_that_says_what_to_type(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='Question "project_name" is required'):
+        copier.run_copy(str(TEMPLATE_ROOT), tmp_path / "a", vcs_ref="HEAD", defaults=True, quiet=True, skip_tasks=True)
+    with pytest.raises(ValueError, match=re.escape("Type a name for the service, e.g. Acme Orders.")):
+        copier.run_copy(
+            str(TEMPLATE_ROOT),
+            tmp_path / "b",
+            vcs_ref="HEAD",
+            data={"project_name": " "},
+            defaults=True,
+            quiet=True,
+            skip_tasks=True,
+        )
