@@ -37,6 +37,8 @@ def render(destination: Path, **answers: Any) -> Path:
     copier.run_copy(
         str(TEMPLATE_ROOT),
         destination,
+        # Not the latest release tag, which Copier takes by default once one exists.
+        vcs_ref="HEAD",
         data={**DEFAULT_ANSWERS, **answers},
         defaults=True,
         unsafe=True,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import keyword
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import copier
@@ -51,7 +55,7 @@ def test_choices_and_defaults() -> None:
 )
 def test_database_default_follows_the_targets(tmp_path: Path, targets: list[str], database: str) -> None:
     data = {**DEFAULT_ANSWERS, "deploy_targets": targets}
-    copier.run_copy(str(TEMPLATE_ROOT), tmp_path, data=data, defaults=True, quiet=True, skip_tasks=True)
+    copier.run_copy(str(TEMPLATE_ROOT), tmp_path, vcs_ref="HEAD", data=data, defaults=True, quiet=True, skip_tasks=True)
     assert yaml.safe_load((tmp_path / ".copier-answers.yml").read_text())["database"] == database
 
 
@@ -59,7 +63,15 @@ def test_database_default_follows_the_targets(tmp_path: Path, targets: list[str]
 def test_sqlite_is_refused_where_replicas_share_no_disk(tmp_path: Path, targets: list[str]) -> None:
     data = {**DEFAULT_ANSWERS, "deploy_targets": targets, "database": "sqlite"}
     with pytest.raises(ValueError, match="choose postgresql") as refused:
-        copier.run_copy(str(TEMPLATE_ROOT), tmp_path / "service", data=data, defaults=True, quiet=True, skip_tasks=True)
+        copier.run_copy(
+            str(TEMPLATE_ROOT),
+            tmp_path / "service",
+            vcs_ref="HEAD",
+            data=data,
+            defaults=True,
+            quiet=True,
+            skip_tasks=True,
+        )
     assert "read-only filesystems" in str(refused.value)
     assert not (tmp_path / "service").exists() or not any((tmp_path / "service").iterdir())
 
@@ -77,7 +89,13 @@ def test_copier_settings() -> None:
 )
 def test_package_name_is_derived(tmp_path: Path, project_name: str, package_name: str) -> None:
     copier.run_copy(
-        str(TEMPLATE_ROOT), tmp_path, data={"project_name": project_name}, defaults=True, quiet=True, skip_tasks=True
+        str(TEMPLATE_ROOT),
+        tmp_path,
+        data={"project_name": project_name},
+        vcs_ref="HEAD",
+        defaults=True,
+        quiet=True,
+        skip_tasks=True,
     )
     answers = yaml.safe_load((tmp_path / ".copier-answers.yml").read_text())
     assert answers["package_name"] == package_name
@@ -106,6 +124,7 @@ def test_bad_answer_is_refused_and_nothing_is_written(tmp_path: Path, question: 
             str(TEMPLATE_ROOT),
             destination,
             data={**DEFAULT_ANSWERS, question: answer},
+            vcs_ref="HEAD",
             defaults=True,
             quiet=True,
             skip_tasks=True,
@@ -117,3 +136,78 @@ def test_bad_answer_is_refused_and_nothing_is_written(tmp_path: Path, question: 
 def test_every_keyword_is_reserved() -> None:
     reserved = set(CONFIG["reserved_package_names"]["default"].split())
     assert set(keyword.kwlist) - {"False", "None", "True"} <= reserved
+
+
+def copy_command_line(destination: Path, *arguments: str) -> str:
+    """``copier copy --skip-tasks`` as a user runs it; what it prints."""
+    result = subprocess.run(
+        [sys.executable, "-m", "copier", "copy", "--defaults", "--skip-tasks", "--vcs-ref", "HEAD", *arguments],
+        cwd=destination.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("source", ["absolute", "relative"])
+def test_skip_tasks_says_what_was_skipped_and_how_to_finish(tmp_path: Path, source: str) -> None:
+    destination = tmp_path / "acme-orders"
+    template = str(TEMPLATE_ROOT) if source == "absolute" else os.path.relpath(TEMPLATE_ROOT, tmp_path)
+    said = copy_command_line(destination, "-d", "project_name=Acme Orders", template, destination.name)
+    assert "--skip-tasks skipped the template's three steps after the copy: no uv.lock, no git" in said
+    assert "\n  uv lock\n" in said and '\n  git init && git add -A && git commit -m "' in said
+    assert f'recorded as given ("{template}")' in said
+    relative_hint = "Set _src_path in .copier-answers.yml to the template's absolute path first."
+    assert (relative_hint in said) == (source == "relative")
+    assert not (destination / "uv.lock").exists() and not (destination / ".git").exists()
+
+
+@pytest.mark.parametrize(
+    "targets", [[], ["docker"], ["kubernetes"], ["lambda"], ["docker", "lambda", "kubernetes"]], ids=str
+)
+def test_generated_readme_covers_every_chosen_target(tmp_path: Path, targets: list[str]) -> None:
+    database = "postgresql" if {"kubernetes", "lambda"} & set(targets) else "sqlite"
+    data = {**DEFAULT_ANSWERS, "deploy_targets": targets, "database": database}
+    copier.run_copy(str(TEMPLATE_ROOT), tmp_path, vcs_ref="HEAD", data=data, defaults=True, quiet=True, skip_tasks=True)
+    readme = (tmp_path / "README.md").read_text()
+    sections = {line for line in readme.splitlines() if line.startswith("## ")}
+    for target, heading in {"kubernetes": "## Deploy on Kubernetes", "lambda": "## Deploy on AWS Lambda"}.items():
+        assert (heading in sections) == (target in targets), heading
+    # The container image serves Kubernetes too: its section comes with either.
+    assert ("## Container image" in sections) == bool({"docker", "kubernetes"} & set(targets))
+    assert ("deploy/kubernetes/README.md" in readme) == ("kubernetes" in targets)
+    assert ("deploy/lambda/README.md" in readme) == ("lambda" in targets)
+    # Every way the service is run says how a new setting gets its value there.
+    setting = readme[readme.index("## Add a setting") :]
+    assert "`.env`" in setting
+    assert ("docker run --env-file" in setting) == ("docker" in targets)
+    assert ("kubectl rollout restart" in setting) == ("kubernetes" in targets)
+    assert ("Environment.Variables" in setting) == ("lambda" in targets)
+    # The README's last section stays last (users append theirs below it; see docs/upgrading.md).
+    last = [line for line in readme.splitlines() if line.startswith("## ")][-1]
+    assert last == ("## Deploy on AWS Lambda" if "lambda" in targets else "## Routing, the build and production")
+
+
+def test_prompts_fit_a_terminal_and_project_name_has_no_fake_default() -> None:
+    # A prompt line longer than the terminal is cut; the prompt adds its own few characters.
+    for name, spec in QUESTIONS.items():
+        assert "\n" not in spec["help"].strip() and len(spec["help"]) <= 76, name
+    assert "placeholder" not in QUESTIONS["project_name"] and "default" not in QUESTIONS["project_name"]
+    assert "e.g. Acme Orders" in QUESTIONS["project_name"]["help"]
+
+
+def test_project_name_is_required_with_a_message_that_says_what_to_type(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='Question "project_name" is required'):
+        copier.run_copy(str(TEMPLATE_ROOT), tmp_path / "a", vcs_ref="HEAD", defaults=True, quiet=True, skip_tasks=True)
+    with pytest.raises(ValueError, match=re.escape("Type a name for the service, e.g. Acme Orders.")):
+        copier.run_copy(
+            str(TEMPLATE_ROOT),
+            tmp_path / "b",
+            vcs_ref="HEAD",
+            data={"project_name": " "},
+            defaults=True,
+            quiet=True,
+            skip_tasks=True,
+        )

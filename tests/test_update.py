@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import DEFAULT_ANSWERS, PACKAGE, TEMPLATE_ROOT, run
+from conftest import DEFAULT_ANSWERS, PACKAGE, TEMPLATE_ROOT, run, uv_environment
 
 pytestmark = pytest.mark.slow
 
@@ -235,10 +235,14 @@ def snapshot_working_tree(destination: Path) -> None:
 
 
 def add_migrations(repo: Path, *migrations: dict[str, Any]) -> None:
-    """Add release migrations to copier.yml, before the ones every update runs."""
+    """Add release migrations to copier.yml where copier.yml says: after the answer guards,
+    before the other steps every update runs."""
     path = repo / "copier.yml"
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    config["_migrations"] = [*migrations, *config.get("_migrations", [])]
+    existing = config.get("_migrations", [])
+    guards = [entry for entry in existing if "hooks/answers_guard.py" in " ".join(entry["command"])]
+    assert existing[: len(guards)] == guards, "the answer guards must come first in _migrations"
+    config["_migrations"] = [*guards, *migrations, *existing[len(guards) :]]
     path.write_text(yaml.safe_dump(config, sort_keys=False, width=10_000, allow_unicode=True), encoding="utf-8")
 
 
@@ -583,6 +587,109 @@ def test_changing_deploy_targets_adds_and_removes_their_files(
     assert empty_directories(project) == []
 
 
+def test_removing_lambda_takes_its_dependency_out_and_keeps_the_users(
+    template_repo: Path, copier_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = generate(
+        template_repo, tmp_path / "acme-orders", copier_env, deploy_targets=["lambda"], database="postgresql"
+    )
+    env = uv_and_copier_env(copier_env)
+    # `uv add` as the user runs it (--frozen: the lock is not what this test is about), with
+    # names that sort right next to the target's own: in a sorted list uv would put them
+    # beside mangum and awslambdaric, and taking those out would conflict with them.
+    run(["uv", "add", "--frozen", "orjson"], cwd=project, env=env)
+    run(["uv", "add", "--frozen", "--dev", "hypothesis"], cwd=project, env=env)
+    added = (project / "pyproject.toml").read_text()
+    assert '"mangum>=' in added and '"orjson",' in added
+    commit_all(project, env, "Our dependencies")
+
+    result = update(project, env, "v0.1.0", "--data", "deploy_targets=[]")
+    assert "[update] merged cleanly" in output(result)
+    pyproject = (project / "pyproject.toml").read_text()
+    assert "mangum" not in pyproject and "awslambdaric" not in pyproject
+    assert '"orjson",' in pyproject and '"hypothesis",' in pyproject
+    # Exactly the template's file without the target, plus the user's two lines.
+    fresh = render(template_repo, tmp_path / "fresh" / "acme-orders", copier_env, "v0.1.0", database="postgresql")
+    ours = [line for line in pyproject.splitlines() if line not in (fresh / "pyproject.toml").read_text().splitlines()]
+    assert ours == ['    "orjson",', '    "hypothesis",']
+
+
+# --- answers an update cannot change -----------------------------------------------
+
+
+def test_package_name_change_is_refused_before_anything_is_written(
+    template_repo: Path, copier_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = generate(template_repo, tmp_path / "acme-orders", copier_env)
+    env_file = (project / ".env").read_bytes()
+    head = git(project, copier_env, "rev-parse", "HEAD")
+    # To a release with migrations of its own: the guard runs before them, too.
+    result = update(project, copier_env, "v0.2.0", "--data", "package_name=acme_shop", expect=1)
+    said = output(result)
+    assert 'package_name cannot change on update (from "acme_orders" to "acme_shop")' in said
+    assert "Nothing was changed." in said and '"Renaming the package"' in said
+    assert "[migration" not in said and "Updating to template version 0.2.0" in said
+    # Not a file written, not even ignored ones; the answers are the old ones.
+    assert git(project, copier_env, "status", "--porcelain", "--ignored", "--untracked-files=all") == "!! .env\n"
+    assert (project / ".env").read_bytes() == env_file
+    assert git(project, copier_env, "rev-parse", "HEAD") == head
+    assert not (project / "src" / "acme_shop").exists() and not (project / MIGRATION_LOG).exists()
+    # The same answer is no change: the update goes ahead.
+    update(project, copier_env, "v0.2.0", "--data", f"package_name={PACKAGE}")
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "v0.2.0"
+
+
+def test_package_name_typed_at_the_prompt_is_refused_and_the_files_put_back(
+    template_repo: Path, copier_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An answer typed at the prompts is only known once Copier has rendered it: the guard's
+    ``after`` step, run here on the project as such an update leaves it, puts it back."""
+    project = generate(template_repo, tmp_path / "acme-orders", copier_env)
+    env_file = (project / ".env").read_bytes()
+    answers_path = project / ".copier-answers.yml"
+    answers_path.write_text(answers_path.read_text().replace(f"package_name: {PACKAGE}", "package_name: acme_shop"))
+    (project / "src" / "acme_shop").mkdir()
+    (project / "src" / "acme_shop" / "app.py").write_text("# rendered by the update\n")
+    (project / P_PKG / "app.py").unlink()
+    guard = [sys.executable, str(TEMPLATE_ROOT / "hooks" / "answers_guard.py"), "after"]
+    result = subprocess.run(guard, cwd=project, env=copier_env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert 'package_name cannot change on update (from "acme_orders" to "acme_shop")' in result.stderr
+    assert git(project, copier_env, "status", "--porcelain", "--ignored", "--untracked-files=all") == "!! .env\n"
+    assert (project / ".env").read_bytes() == env_file
+    assert yaml.safe_load(answers_path.read_text())["package_name"] == PACKAGE
+    # Without a change, the step is silent and leaves everything alone.
+    result = subprocess.run(guard, cwd=project, env=copier_env, capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_package_renamed_by_hand_as_documented_then_updates_cleanly(
+    template_repo: Path, copier_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = generate(template_repo, tmp_path / "acme-orders", copier_env)
+    # The recipe of docs/upgrading.md, "Renaming the package", word for word.
+    docs = (TEMPLATE_ROOT / "docs" / "upgrading.md").read_text(encoding="utf-8")
+    section = docs[docs.index("### Renaming the package") :]
+    recipe = section.split("To rename the package, do it yourself", 1)[1].split("```console\n", 1)[1].split("\n```")[0]
+    run(["bash", "-e", "-c", recipe], cwd=project, env=copier_env)
+    assert not (project / P_PKG).exists() and (project / "src" / "acme_shop" / "app.py").is_file()
+    assert "ACME_SHOP_ENVIRONMENT=" in (project / ".env").read_text()
+
+    result = update(project, copier_env, "v0.2.0")
+    assert "[update] merged cleanly" in output(result)
+    assert not (project / P_PKG).exists()
+    assert (project / "src" / "acme_shop" / "health.py").read_text().startswith(TEMPLATE_HEALTH)
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"] == "acme_shop"
+    # Exactly what a service generated as acme_shop gets from 0.2.0.
+    fresh = files(
+        render(template_repo, tmp_path / "fresh" / "acme-orders", copier_env, "v0.2.0", package_name="acme_shop")
+    )
+    after = files(project)
+    differing = sorted(path for path in fresh if after.get(path) != fresh[path])
+    # `.env` is the user's (`_skip_if_exists`): renamed by the recipe, never rewritten.
+    assert differing == [".env"], differing
+
+
 # --- tasks ---------------------------------------------------------------------------
 
 
@@ -681,3 +788,175 @@ def test_copy_tasks_skip_cleanly_without_git(template_repo: Path, copier_env: di
     assert "[post-copy] git was not found on PATH: skipped `git init`." in output(result)
     assert (project / "pyproject.toml").is_file()
     assert not (project / ".git").exists() and not (project / "uv.lock").exists()
+
+
+# --- the real history, the way the README and docs/upgrading.md tell a user ------------
+
+# The first release: the last commit of the template's first round. The tag travels with a
+# normal clone; where it is missing (a clone without tags), this commit stands for it.
+RELEASE_0_1_0 = "bde5939372db803422ca43cf972e1b59647c04cc"
+# What the user adds to a service generated from 0.1.0 (the four things every team does
+# first), none of them a name or a line the template chose.
+USER_DEPENDENCY = "tenacity"
+USER_README_SECTION = "\n## On call (ours)\n\nPage #acme-orders-oncall; the runbook is in docs/runbook.md.\n"
+SETTING_DEFAULT = ("http_timeout: float = Field(default=10.0, gt=0)", "http_timeout: float = Field(default=30.0, gt=0)")
+
+
+def readme_first_command() -> str:
+    """The README's first console command, as written."""
+    readme = (TEMPLATE_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```console\n")[1:]
+    assert blocks, "the README has no console block"
+    return blocks[0].split("\n```", 1)[0].strip()
+
+
+def readme_render_command() -> str:
+    """The part of the README's first command that renders and syncs the service: from
+    ``copier copy`` to ``uv sync`` (Copier itself is installed already, and ``serve`` would
+    not return)."""
+    steps = readme_first_command().split(" && ")
+    start = next(index for index, step in enumerate(steps) if step.startswith("copier copy "))
+    end = steps.index("uv sync")
+    return " && ".join(steps[start : end + 1])
+
+
+def release_0_1_0_commit() -> str:
+    tagged = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "refs/tags/v0.1.0^{commit}"],
+        cwd=TEMPLATE_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if tagged.returncode == 0:
+        return tagged.stdout.strip()
+    recorded = subprocess.run(
+        ["git", "cat-file", "-e", f"{RELEASE_0_1_0}^{{commit}}"], cwd=TEMPLATE_ROOT, capture_output=True, check=False
+    )
+    if recorded.returncode != 0:
+        pytest.fail(
+            f"neither the tag v0.1.0 nor the commit it names ({RELEASE_0_1_0}) is in {TEMPLATE_ROOT}: "
+            "the update across the real history needs a clone with history (not a shallow one or an archive); "
+            "run `git fetch --tags` or clone the template repository again"
+        )
+    return RELEASE_0_1_0
+
+
+@pytest.fixture(scope="session")
+def history_checkout(tmp_path_factory: pytest.TempPathFactory, copier_env: dict[str, str]) -> Path:
+    """A clone of this repository as a user has it: the real history with v0.1.0 tagged, and
+    this working tree (uncommitted edits included) committed on top and tagged as the next
+    release, v0.2.0."""
+    checkout = tmp_path_factory.mktemp("history") / "fastapi-service-template"
+    release = release_0_1_0_commit()
+    # No tags from the working repository: the clone's tags are exactly the releases here.
+    git(TEMPLATE_ROOT, copier_env, "clone", "--quiet", "--no-tags", str(TEMPLATE_ROOT), str(checkout))
+    git(checkout, copier_env, "tag", "--annotate", "v0.1.0", release, "--message", "Release 0.1.0")
+    git(checkout, copier_env, "rm", "-r", "--quiet", ".")
+    snapshot_working_tree(checkout)
+    commit_all(checkout, copier_env, "Release 0.2.0 (this working tree)")
+    git(checkout, copier_env, "tag", "--annotate", "v0.2.0", "--message", "Release 0.2.0")
+    return checkout
+
+
+def uv_and_copier_env(copier_env: dict[str, str]) -> dict[str, str]:
+    return {**uv_environment(), **copier_env}
+
+
+def shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(["bash", "-c", command], cwd=cwd, env=env, timeout=900)
+
+
+def first_week_edits(project: Path, env: dict[str, str]) -> dict[str, bytes]:
+    """The user's first edits, each the way a team makes it, committed."""
+    run(["uv", "add", USER_DEPENDENCY], cwd=project, env=env)
+    append(project / "README.md", USER_README_SECTION)
+    run(["uv", "run", "python", "-m", PACKAGE, "new-domain", USER_DOMAIN], cwd=project, env=env)
+    settings_path = project / P_PKG / "settings.py"
+    old_default, new_default = SETTING_DEFAULT
+    assert settings_path.read_text().count(old_default) == 1
+    settings_path.write_text(settings_path.read_text().replace(old_default, new_default))
+    commit_all(project, env, "Our first week")
+    return files(project)
+
+
+def test_readme_render_from_0_1_0_updates_to_this_release_with_the_users_first_edits(
+    history_checkout: Path, copier_env: dict[str, str]
+) -> None:
+    env = uv_and_copier_env(copier_env)
+    # 0.1.0 is the latest release here: the README's command, run as written in the
+    # template checkout (relative source and destination), renders it.
+    git(history_checkout, env, "tag", "--delete", "v0.2.0")
+    shell(readme_render_command(), history_checkout, env)
+    project = history_checkout.parent / "acme-orders"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v0.1.0"
+    assert answers["_src_path"] == "."  # what 0.1.0 recorded: an update must cope with it
+    git(history_checkout, env, "tag", "--annotate", "v0.2.0", "HEAD", "--message", "Release 0.2.0")
+
+    ours = first_week_edits(project, env)
+
+    # The update as docs/upgrading.md says for a service that recorded a relative source:
+    # once from the template checkout, naming the service by its absolute path.
+    result = shell(f'copier update --trust --defaults "{project}"', history_checkout, env)
+    assert "Updating to template version 0.2.0" in output(result)
+    assert "[update] merged cleanly: no conflict markers, no .rej files." in output(result)
+    after = files(project)
+    assert with_markers(after) == [] and not [path for path in after if path.endswith(".rej")]
+    assert git(project, env, "diff", "--name-only", "--diff-filter=U") == ""
+
+    # Every edit is there, next to the template's changes.
+    answers = yaml.safe_load(after[".copier-answers.yml"])
+    assert answers["_commit"] == "v0.2.0"
+    assert answers["_src_path"] == str(history_checkout)  # from now on, update in the service
+    pyproject = after["pyproject.toml"].decode()
+    assert f'"{USER_DEPENDENCY}>=' in pyproject
+    assert after["pyproject.toml"] != ours["pyproject.toml"]
+    assert after["README.md"].decode().endswith(USER_README_SECTION)
+    assert SETTING_DEFAULT[1] in after[f"{P_PKG}/settings.py"].decode()
+    assert after["uv.lock"] == ours["uv.lock"]
+    assert user_domain_files(after) == user_domain_files(ours) != {}
+    commit_all(project, env, "Update the template to v0.2.0")
+
+    # The service passes its own tests, the user's domain included; `uv sync` locks the
+    # template's new dependencies into the user's own uv.lock, committed with the update.
+    run(["uv", "sync"], cwd=project, env=env)
+    pytest = ["uv", "run", "pytest", "-p", "no:cacheprovider"]
+    collected = run([*pytest, "--collect-only", "-q"], cwd=project, env=env).stdout
+    assert f"tests/domains/{USER_DOMAIN}/" in collected
+    tests = run([*pytest, "-q"], cwd=project, env=env, timeout=900)
+    assert " passed" in tests.stdout and " failed" not in tests.stdout
+    assert git(project, env, "status", "--porcelain") == " M uv.lock\n"
+    commit_all(project, env, "Lock the template's new dependencies")
+
+    # The next release is found and taken from inside the service, as the docs say.
+    (history_checkout / "template" / "UPGRADE-WITNESS.md").write_text("0.2.1\n", encoding="utf-8")
+    commit_all(history_checkout, env, "Release 0.2.1")
+    git(history_checkout, env, "tag", "--annotate", "v0.2.1", "--message", "Release 0.2.1")
+    copier("check-update", "--quiet", cwd=project, env=env, expect=2)
+    result = copier("update", "--trust", "--defaults", cwd=project, env=env)
+    assert "[update] merged cleanly" in output(result)
+    assert (project / "UPGRADE-WITNESS.md").read_text() == "0.2.1\n"
+
+
+def test_rej_mode_leaves_rejects_where_the_recommended_inline_mode_merges(
+    history_checkout: Path, copier_env: dict[str, str]
+) -> None:
+    """The same first week, updated from 0.1.0 with ``--conflict rej``: the edits the inline
+    test above merges without a conflict come back as .rej files, the file holding the
+    template's version without them (why docs/upgrading.md recommends inline)."""
+    env = uv_and_copier_env(copier_env)
+    project = history_checkout.parent / "acme-orders-rej"
+    copy = f'copier copy --trust --defaults --vcs-ref v0.1.0 -d project_name="Acme Orders" . ../{project.name}'
+    shell(copy, history_checkout, env)
+    first_week_edits(project, env)
+    update = f'copier update --trust --defaults --conflict rej --vcs-ref v0.2.0 "{project}"'
+    result = subprocess.run(["bash", "-c", update], cwd=history_checkout, env=env, capture_output=True, text=True)
+    assert result.returncode == 1, output(result)
+    rejected = sorted(path for path in files(project) if path.endswith(".rej"))
+    assert rejected == ["pyproject.toml.rej", f"{P_PKG}/settings.py.rej"], output(result)
+    assert "rejected hunks: pyproject.toml.rej" in output(result)
+    # The hunk with the user's dependency waits in the .rej file, not in pyproject.toml.
+    assert USER_DEPENDENCY in (project / "pyproject.toml.rej").read_text()
+    assert USER_DEPENDENCY not in (project / "pyproject.toml").read_text()
+    assert SETTING_DEFAULT[1] not in (project / P_PKG / "settings.py").read_text()

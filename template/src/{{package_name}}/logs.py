@@ -107,7 +107,12 @@ def configure_logging(level: str, log_format: Literal["json", "console"]) -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # The timing middleware logs each request once, with its id; uvicorn's access log would
+    # be a second line per request (``serve --reload`` configures logging after uvicorn).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False

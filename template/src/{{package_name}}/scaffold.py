@@ -14,7 +14,11 @@ TEMPLATES = PACKAGE_ROOT / "_scaffold"
 # models.py only where the service has a database.
 DOMAIN_FILES = ("__init__.py", "router.py", "schemas.py", "service.py", "dependencies.py", "models.py")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_MODEL = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 _RESERVED = frozenset({"health", "docs", "openapi", "test", "tests"})
+# Plurals the rules in ``singular`` get wrong; a domain named otherwise takes --model.
+_IRREGULAR = {"children": "child", "data": "data", "men": "man", "people": "person", "women": "woman"}
+_UNCHANGED = ("ss", "us", "is", "series", "species", "news")
 
 
 class ScaffoldError(Exception):
@@ -28,8 +32,34 @@ class NewDomain:
     tests: Path
 
 
-def new_domain(name: str, project_root: Path | None = None) -> NewDomain:
+def singular(name: str) -> str:
+    """``orders`` -> ``order``, ``shipping_rates`` -> ``shipping_rate``, ``categories`` ->
+    ``category``, ``addresses`` -> ``address``: the last word of a domain name, singular."""
+    head, _, word = name.rpartition("_")
+    if word in _IRREGULAR:
+        word = _IRREGULAR[word]
+    elif word.endswith(_UNCHANGED) or not word.endswith("s") or len(word) < 3:
+        pass
+    elif word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "shes", "ches", "xes", "zzes")):
+        word = word[:-2]
+    else:
+        word = word[:-1]
+    return f"{head}_{word}" if head else word
+
+
+def _snake(model: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", model).lower()
+
+
+def new_domain(name: str, project_root: Path | None = None, model: str | None = None) -> NewDomain:
+    """Create domain ``name`` (plural, as its path: ``orders``); its model is the singular
+    (``Order``, ``OrderCreate``, ``get_order(order_id)``) unless ``model`` names it."""
     _check_name(name)
+    if model is not None and not _MODEL.fullmatch(model):
+        raise ScaffoldError(f"{model!r} is not a model name: use CamelCase letters and digits (e.g. 'ShippingRate')")
+    item = _snake(model) if model else singular(name)
     package = PACKAGE_ROOT / "domains" / name
     if package.exists():
         raise ScaffoldError(f"domain {name!r} already exists at {package}")
@@ -41,7 +71,9 @@ def new_domain(name: str, project_root: Path | None = None) -> NewDomain:
     values = {
         "name": name,
         "title": name.replace("_", " ").capitalize(),
-        "model": "".join(part.capitalize() for part in name.split("_")),
+        "item": item,
+        "item_title": item.replace("_", " ").capitalize(),
+        "model": model or "".join(part.capitalize() for part in item.split("_")),
         "prefix": name.replace("_", "-"),
     }
     files = [file for file in DOMAIN_FILES if (TEMPLATES / f"{file}.tmpl").exists()]

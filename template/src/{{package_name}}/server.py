@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import signal
 import socket
+import time
 from types import FrameType
 
 import uvicorn
@@ -22,9 +24,15 @@ class Server(uvicorn.Server):
     late for readiness: probes must fail while the drain is still under way.
     """
 
+    # One Ctrl-C can arrive twice: the terminal signals the whole foreground process group,
+    # and `uv run` may forward the SIGINT it got to its child as well. uvicorn takes a second
+    # SIGINT for "force quit" (no drain, no lifespan shutdown), so only a later one counts.
+    DUPLICATE_SIGINT_SECONDS = 1.0
+
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
+        self._first_sigint: float | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -33,6 +41,11 @@ class Server(uvicorn.Server):
         gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGINT:
+            now = time.monotonic()
+            if self._first_sigint is not None and now - self._first_sigint < self.DUPLICATE_SIGINT_SECONDS:
+                return
+            self._first_sigint = self._first_sigint or now
         self.lifecycle.begin_draining()
         super().handle_exit(sig, frame)
 
