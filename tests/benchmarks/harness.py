@@ -451,6 +451,7 @@ class BareProcessStartup:
         out: dict[str, Value] = {
             "process_ready_ms": ready_ms,
             "inprocess_ms": ready["inprocess_ms"],
+            "process_cpu_ms": ready.get("cpu_ms"),
             "import_ms": ready["import_ms"],
             "create_ms": ready["create_ms"],
             "lifespan_ms": ready["lifespan_ms"],
@@ -511,6 +512,7 @@ class AllDomainsLoaded:
 BUILTIN_METRICS = [
     Metric("uvicorn_ready_ms", "process start to first 200 from /health/ready (uvicorn)", "ms", True, "cold"),
     Metric("process_ready_ms", "process start to lifespan startup complete (bare process)", "ms", True, "cold"),
+    Metric("process_cpu_ms", "CPU time, process start to lifespan startup complete (bare process)", "ms", True, "cold"),
     Metric("inprocess_ms", "in-process import + create_app + lifespan", "ms", True, "cold"),
     Metric("import_ms", "import of the app module", "ms", False, "split"),
     Metric("create_ms", "create_app()", "ms", False, "split"),
