@@ -87,7 +87,11 @@ def bench_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         # OTEL_*: an exporter endpoint would switch the service's telemetry on mid-benchmark.
-        if not key.startswith(("VIRTUAL_ENV", "PYTHON", "OTEL_", ENV_PREFIX)) and key not in ("UV_PROJECT_ENVIRONMENT",)
+        # SSL_CERT_FILE / SSL_CERT_DIR: a machine-wide CA override (as on CI or behind a TLS
+        # proxy) makes the outbound client load that bundle at startup, which an image does
+        # not (docs/benchmarks.md gives its cost).
+        if not key.startswith(("VIRTUAL_ENV", "PYTHON", "OTEL_", ENV_PREFIX))
+        and key not in ("UV_PROJECT_ENVIRONMENT", "SSL_CERT_FILE", "SSL_CERT_DIR")
     }
     env.update(extra or {})
     return env
