@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from benchmarks.harness import DB_FLOOR, DB_LAZY, EAGER, FLOOR, LAZY, LAZYROUTER
@@ -48,6 +49,7 @@ WITH_DOMAINS = (
 def test_harness_measures_every_configuration(tmp_path: Path) -> None:
     output = tmp_path / "benchmarks.md"
     samples = tmp_path / "samples.json"
+    chart = tmp_path / "cold-start.svg"
     results, registry, workspace, report = run(
         [
             "--domains",
@@ -66,6 +68,8 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
             str(output),
             "--json",
             str(samples),
+            "--chart",
+            str(chart),
         ]
     )
     assert not results.errors, results.errors
@@ -126,3 +130,10 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
     assert set(json.loads(samples.read_text())["samples"]) == set(results.configs)
     for plugin in registry.plugins:
         assert f"`{plugin}.py`" in text
+
+    # The chart: one line per configuration, a point per D, embedded by its relative path.
+    svg = ElementTree.parse(chart).getroot()
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 4
+    assert all(len(line.get("points", "").split()) == 2 for line in lines)
+    assert f"]({chart.name})" in text

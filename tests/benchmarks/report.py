@@ -279,6 +279,7 @@ def render_report(
     *,
     command: str,
     options_text: str,
+    chart: str | None = None,
 ) -> str:
     info = machine()
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -330,7 +331,10 @@ def render_report(
     lines += [f"- Note: {note}" for note in registry.notes]
     lines.append("")
 
-    lines += ["## Headline: lazy cold start", "", *headline(results)]
+    lines += ["## Headline: lazy cold start", ""]
+    if chart:
+        lines += [f"![Cold start against the number of domains, median per configuration]({chart})", ""]
+    lines += headline(results)
     claim = database_claim(results)
     if claim:
         lines += ["## Headline: the default render (database=sqlite) against its floor", "", *claim]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -23,6 +24,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
+from .chart import cold_start_svg
 from .harness import (
     ALL_KINDS,
     LAZYROUTER,
@@ -74,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="store_true", help="keep the temporary workdir")
     parser.add_argument("--output", type=Path, help="write the markdown report here (default: print it)")
     parser.add_argument("--json", type=Path, help="also write every sample as JSON here")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        help="also write the cold-start chart (SVG) here; the report embeds it by its path relative to --output",
+    )
     parser.add_argument("--logs", type=Path, help="write the children's stderr here")
     parser.add_argument(
         "--recursion-limit",
@@ -142,7 +149,16 @@ def run(argv: list[str] | None = None) -> tuple[Results, Registry, Workspace, st
         f" eager runtime OpenAPI up to D = {args.eager_openapi_max_domains};"
         f" recursion limit in the measured children: {args.recursion_limit or 'Python default'}"
     )
-    report = render_report(results, registry, workspace, command=command, options_text=options_text)
+    chart = None
+    if args.chart:
+        svg = cold_start_svg(results, counts)
+        if svg:
+            args.chart.parent.mkdir(parents=True, exist_ok=True)
+            args.chart.write_text(svg, encoding="utf-8")
+            log(f"wrote {args.chart}")
+            base = args.output.parent if args.output else Path.cwd()
+            chart = os.path.relpath(args.chart.resolve(), base.resolve())
+    report = render_report(results, registry, workspace, command=command, options_text=options_text, chart=chart)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report, encoding="utf-8")
