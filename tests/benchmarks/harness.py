@@ -738,21 +738,20 @@ def run_rounds(configs: list[Configuration], registry: Registry, context: Contex
     finally:
         context.options = options
 
-    for index in range(context.options.rounds):
+    # (round index, rotation, measurements, label): the regular rounds, then the heavy ones.
+    rounds, heavy_rounds = context.options.rounds, context.options.heavy_rounds
+    schedule = [(index, index, regular, f"round {index + 1}/{rounds}") for index in range(rounds)]
+    schedule += [
+        (rounds + index, index, heavy, f"heavy round {index + 1}/{heavy_rounds}") for index in range(heavy_rounds)
+    ]
+    for index, rotation, measurements, label in schedule:
         context.round = index
-        order = _rotate(configs, index)
-        context.log(f"round {index + 1}/{context.options.rounds} (load {loadavg()[0]:.2f})")
-        for config in order:
-            for measurement in regular:
+        context.log(f"{label} (load {loadavg()[0]:.2f})")
+        # Round-robin, the starting configuration rotating each round.
+        for config in _rotate(configs, rotation):
+            for measurement in measurements:
                 if measurement.applies_to(config):
                     _measure(config, measurement, context, results, index)
-    for index in range(context.options.heavy_rounds):
-        context.round = context.options.rounds + index
-        context.log(f"heavy round {index + 1}/{context.options.heavy_rounds} (load {loadavg()[0]:.2f})")
-        for config in _rotate(configs, index):
-            for measurement in heavy:
-                if measurement.applies_to(config):
-                    _measure(config, measurement, context, results, context.round)
     results.load.append(("end", loadavg()))
     results.finished = time.time()
     return results
