@@ -67,7 +67,10 @@ def _run(command: list[str], cwd: Path, *, env: Mapping[str, str] | None = None,
 
 
 def _uv(cwd: Path, *arguments: str, timeout: float = 900) -> str:
-    return _run([sys.executable, "-m", "uv", *arguments], cwd, env=uv_environment(), timeout=timeout)
+    # UV_COMPILE_BYTECODE: every installed package compiled, as the image's `uv sync` does
+    # (without it, the first start of each venv would compile and the warm-up absorb it).
+    env = {**uv_environment(), "UV_COMPILE_BYTECODE": "1"}
+    return _run([sys.executable, "-m", "uv", *arguments], cwd, env=env, timeout=timeout)
 
 
 def template_digest() -> str:
