@@ -407,17 +407,20 @@ of it), the rest measuring, mostly the eager and fastapi-lazyrouter configuratio
 D=1000. The CI smoke test (`tests/test_benchmarks.py`) runs every configuration, the
 database variant included, at D=0 and D=3 for one round and asserts
 completeness only (every number present, finite and positive), never a time.
+`--chart FILE.svg` also writes the cold-start chart (plain SVG) and embeds it in the report.
 `tests/benchmarks/profile_startup.py` breaks a lazy production start down piece by piece
 (manifest, source walk, catalog, path index, lifespan, heaviest imports) for one rendered
-service.
+service; `tests/benchmarks/startup_steps.py WORKDIR` gives the CPU time of each step of a
+cold start, floor against service, in a workspace kept with `--workdir`.
 
 ### What is measured
 
 - **Services.** For each D the template is rendered with real Copier (`project_name="Bench
   Service"`, `example_domain=false`, the template's working tree), synced with real uv on
   the same pyenv Python, grown by `tests/benchmarks/domains.py` to D domains, built with
-  the service's own `python -m bench_service build`, and byte-compiled (`compileall`, as an
-  image would ship it). It is rendered twice per D: with `database=none` (and the `lambda`
+  the service's own `python -m bench_service build`, and byte-compiled (the venv synced with
+  `UV_COMPILE_BYTECODE=1` and the sources with `compileall`, as an image ships them).
+  It is rendered twice per D: with `database=none` (and the `lambda`
   target the Lambda plugin needs), the service as it was before the database layer, for
   every comparison with the empty FastAPI floor; and as the template's default render,
   `database=sqlite` (no deploy target: Copier refuses SQLite with `lambda`), for the
@@ -436,7 +439,8 @@ service.
   database variant's requests never touch the database.
 - **Configurations**, all on the same interpreter (`tests/benchmarks/floors.py` has both
   floors):
-  - *empty FastAPI (floor)*: `FastAPI(lifespan=<trivial>)` with one `GET /health/ready`
+  - *empty FastAPI (floor)*: `FastAPI(lifespan=<trivial>)` with typed settings (a
+    pydantic-settings `Settings`, read in the factory) and one `GET /health/ready`
     route (excluded from the schema) for the readiness poll; run in the `database=none`
     service's venv. The floor of the lazy, eager and fastapi-lazyrouter configurations.
   - *service, lazy + build*: `ENVIRONMENT=production`, `ROUTING=lazy`: the manifest is
@@ -493,6 +497,12 @@ service.
 - **Heavy rounds** (`--heavy-rounds`, default 1): a fresh bare process that also loads every
   domain (one `GET <prefix>` each, timed as a whole), then measures warm latency on the first
   and last domain again, with all domains loaded; for eager, the runtime OpenAPI generation.
+- **CPU time** (`time.process_time()` at ready: every thread of the process, interpreter
+  start included) is reported next to the wall times because the machine is shared: other
+  work stretches wall time several-fold but CPU time only a little.
+- The children run without the machine's `SSL_CERT_FILE`/`SSL_CERT_DIR` (set machine-wide
+  here): with them, the outbound client loads that bundle at startup, which an image does
+  not (about 16 ms).
 - **Peak RSS** is `VmHWM` from `/proc/<pid>/status`, not `ru_maxrss`: Linux carries the
   parent's RSS at fork into the child's `ru_maxrss` across `exec`, so every child would
   report at least the harness's own size.
