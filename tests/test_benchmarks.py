@@ -1,4 +1,4 @@
-"""Smoke test of the startup benchmark harness (tests/benchmarks/): tiny D, one round.
+"""Smoke test of the startup benchmark harness (benchmarks/ at the repository root): tiny D, one round.
 
 It asserts structure and completeness only: every configuration produced every number,
 every request answered as expected, the OpenAPI documents are complete where they should
@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+
+# The harness is a top-level package of the repository, beside tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from benchmarks.harness import DB_FLOOR, DB_LAZY, EAGER, FLOOR, LAZY, LAZYROUTER
 from benchmarks.run import run
 

@@ -1,6 +1,6 @@
 """CPU time of each step of a cold start, floor against service, in a benchmark workspace.
 
-    python tests/benchmarks/startup_steps.py WORKDIR [--domains 0,1000] [--runs 7]
+    python benchmarks/startup_steps.py WORKDIR [--domains 0,1000] [--runs 7]
 
 WORKDIR is a ``run.py --workdir`` kept from a run (``--keep``): its ``floor`` package and its
 ``service-none-d<D>`` services. Each run starts one fresh process per configuration

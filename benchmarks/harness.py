@@ -10,7 +10,7 @@ same round. There is one floor per database variant (``SERVICE_KINDS``): the ser
 rendered with ``database=none`` against the empty FastAPI app, the default render
 (``database=sqlite``) against the same app plus the same engine.
 
-Plugging in (``tests/benchmarks/lambda_cold_start.py`` does this): a module in this
+Plugging in (``benchmarks/lambda_cold_start.py`` does this): a module in this
 directory listed in ``PLUGINS`` and defining ``register(registry: Registry)`` may
 
 - add answers for the rendered services (``registry.answers["deploy_targets"] = [...]``),

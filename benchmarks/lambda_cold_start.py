@@ -8,7 +8,7 @@ Two ways in:
   configuration gets the metrics of ``METRICS``;
 - standalone, on a rendered project with the ``lambda`` target, synced, with its route build::
 
-      python tests/benchmarks/lambda_cold_start.py PROJECT [--runs 5] [--path /health/ready]
+      python benchmarks/lambda_cold_start.py PROJECT [--runs 5] [--path /health/ready]
 
 What is timed, per execution environment (one fresh runtime process each):
 

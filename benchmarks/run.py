@@ -2,7 +2,7 @@
 fastapi-lazyrouter, and its default render (database=sqlite) against the same app plus the
 same engine, at several numbers of domains, in interleaved rounds.
 
-    .venv-tests/bin/python tests/benchmarks/run.py --domains 0,10,200,1000 --rounds 7 --output docs/benchmarks.md
+    .venv-tests/bin/python benchmarks/run.py --domains 0,10,200,1000 --rounds 7 --output docs/benchmarks.md
 
 Run it with the template's test environment (``tests/run.sh`` creates ``.venv-tests``).
 """
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 if __package__ in (None, ""):
-    # Run as a script: make ``benchmarks`` importable as a package, next to ``conftest``.
+    # Run as a script: make ``benchmarks`` importable as a package (from the repository root).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
@@ -142,7 +142,7 @@ def run(argv: list[str] | None = None) -> tuple[Results, Registry, Workspace, st
         elif temporary:
             log(f"kept {root}")
 
-    command = "python tests/benchmarks/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     options_text = (
         f"D = {', '.join(map(str, counts))}; {args.rounds} rounds; {args.heavy_rounds} heavy round(s);"
         f" {args.warm_requests} requests per warm median;"

@@ -24,7 +24,8 @@ from typing import Any
 from . import domains as generator
 from . import floors
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
+# The render helpers are the template tests' own (tests/conftest.py).
+TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
