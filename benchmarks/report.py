@@ -519,8 +519,8 @@ cold start, floor against service, in a workspace kept with `--workdir`.
   printed above. Interleaving and ratios are the defence against drift; absolute times
   from different runs are not comparable.
 - `import fastapi` dominates an empty app's start; the service's own fixed cost (its D=0
-  ratio) comes from its extra imports (pydantic-settings, the HTTP client) and from the
-  lifespan opening the outbound client.
+  ratio) comes mostly from the outbound HTTP client (importing `httpx2`, and `httpcore2`
+  when the lifespan creates it) and from its own modules ("Where the fixed cost goes").
 - The database variant imports none of its domains' modules at startup, models included:
   its modules at ready are the same at every D (the synthetic domains have no models
   module, and the lazy service imports a domain's package only on its first request).
