@@ -1,4 +1,4 @@
-"""Smoke test of the startup benchmark harness (tests/benchmarks/): tiny D, one round.
+"""Smoke test of the startup benchmark harness (benchmarks/ at the repository root): tiny D, one round.
 
 It asserts structure and completeness only: every configuration produced every number,
 every request answered as expected, the OpenAPI documents are complete where they should
@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
+
+# The harness is a top-level package of the repository, beside tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from benchmarks.harness import DB_FLOOR, DB_LAZY, EAGER, FLOOR, LAZY, LAZYROUTER
 from benchmarks.run import run
 
@@ -48,6 +54,7 @@ WITH_DOMAINS = (
 def test_harness_measures_every_configuration(tmp_path: Path) -> None:
     output = tmp_path / "benchmarks.md"
     samples = tmp_path / "samples.json"
+    chart = tmp_path / "cold-start.svg"
     results, registry, workspace, report = run(
         [
             "--domains",
@@ -66,6 +73,8 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
             str(output),
             "--json",
             str(samples),
+            "--chart",
+            str(chart),
         ]
     )
     assert not results.errors, results.errors
@@ -126,3 +135,10 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
     assert set(json.loads(samples.read_text())["samples"]) == set(results.configs)
     for plugin in registry.plugins:
         assert f"`{plugin}.py`" in text
+
+    # The chart: one line per configuration, a point per D, embedded by its relative path.
+    svg = ElementTree.parse(chart).getroot()
+    lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 4
+    assert all(len(line.get("points", "").split()) == 2 for line in lines)
+    assert f"]({chart.name})" in text

@@ -175,6 +175,13 @@ class LazyDomains(BaseRoute):
             return
         await self._app.router.default(scope, receive, send)
 
+    async def mount_all(self) -> list[BaseRoute]:
+        """Mount every domain now (a SnapStart snapshot is prepared with all of them); their routes."""
+        routes: list[BaseRoute] = []
+        for name in self._domains:
+            routes += await self._routes_of(name)
+        return routes
+
     def routes_for(self, scope: Scope) -> list[BaseRoute]:
         """The routes of the domain the path belongs to, if it is mounted (for a 405's ``Allow``)."""
         name = self._index.lookup(get_route_path(scope))

@@ -6,9 +6,12 @@ removed or changed. Production refuses a missing, corrupt or stale build; develo
 back to scanning the code.
 
 Checking freshness must stay cheap at any number of domains: the manifest holds every
-file's size and modification time, compared with one walk of the package. Only when they
-differ (a fresh checkout, a touched file) are the files whose time moved hashed and compared
-with the content digests kept in a separate file.
+file's size and modification time and every directory's modification time. When none of
+them moved, one ``stat`` per file and per directory proves the code is the one built (a
+directory's time moves whenever an entry is added to it, removed or renamed), with no
+directory listed. Otherwise, one walk of the package lists what is there now, and only the
+files whose time moved are hashed and compared with the content digests kept in a separate
+file (a fresh checkout, a touched file, a new ``__pycache__`` are not stale).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,6 +48,13 @@ _GZIP_WBITS = 31  # zlib's gzip container: what ``Content-Encoding: gzip`` means
 Listing = dict[str, list[int]]
 # path relative to the package -> (size, mtime in ns, sha256 of the content)
 Fingerprint = dict[str, tuple[int, int, str]]
+# directory relative to the package ("" for the package itself) -> mtime in ns
+Directories = dict[str, int]
+
+# Times this close to the walk that recorded them are not trusted by the stat-only check:
+# file systems stamp times from a coarse clock, so a change made just after the walk can
+# leave them as they were (git's "racily clean" entries). Such builds take the full walk.
+_RACY_NS = 2_000_000_000
 
 
 class BuildError(Exception):
@@ -149,10 +160,13 @@ def write_build(
         compression=compression,
         stored_openapi_bytes=len(stored_openapi),
     )
+    walked_at_ns = time.time_ns()
     sources = fingerprint(package_root)
     manifest = {
         **asdict(info),
         "sources": {path: [size, mtime_ns] for path, (size, mtime_ns, _) in sources.items()},
+        "directories": _directories(package_root),
+        "walked_at_ns": walked_at_ns,
         "domains": [asdict(domain) for domain in catalog.domains],
     }
     staging = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIRECTORY}.", suffix=".new", dir=package_root))
@@ -249,6 +263,8 @@ def load_build(package_root: Path) -> Build:
     openapi = directory / info.openapi_file
     if not openapi.is_file() or openapi.stat().st_size != info.stored_openapi_bytes:
         raise BuildCorrupt(f"{openapi} is missing or truncated")
+    if _unchanged(package_root, recorded_sources, manifest.get("directories"), manifest.get("walked_at_ns")):
+        return Build(directory, info, catalog)
     listing = _listing(package_root)
     if listing == recorded_sources:
         return Build(directory, info, catalog)
@@ -257,6 +273,50 @@ def load_build(package_root: Path) -> Build:
         listed = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise BuildStale(f"the code changed since the build ({listed})")
     return Build(directory, info, catalog)
+
+
+def _unchanged(package_root: Path, sources: Listing, directories: object, walked_at_ns: object) -> bool:
+    """True if no recorded file moved and every directory holds what it held: one ``stat``
+    per file and per directory, and a listing only of a directory whose time moved (a new
+    ``__pycache__``, say) or is too recent to be trusted."""
+    if not isinstance(directories, dict) or not isinstance(walked_at_ns, int):
+        return False  # a build without directory times: the walk decides
+    settled_ns = walked_at_ns - _RACY_NS
+    root = str(package_root)
+    stat = os.stat
+    try:
+        moved = [
+            path
+            for path, mtime_ns in directories.items()
+            if mtime_ns >= settled_ns or stat(f"{root}/{path}").st_mtime_ns != mtime_ns
+        ]
+        for path, (size, mtime_ns) in sources.items():
+            if mtime_ns >= settled_ns:
+                return False
+            status = stat(f"{root}/{path}")
+            if status.st_size != size or status.st_mtime_ns != mtime_ns:
+                return False
+        if moved:
+            expected: dict[str, set[str]] = {path: set() for path in directories}
+            for path in (*sources, *directories):
+                if path:
+                    parent, _, name = path.rpartition("/")
+                    expected[parent].add(name)
+            return all(_entries(f"{root}/{path}") == expected[path] for path in moved)
+    except (OSError, TypeError, ValueError, KeyError):
+        return False
+    return True
+
+
+def _entries(directory: str) -> set[str]:
+    """The names the listing walk would visit in ``directory``: Python files and directories."""
+    with os.scandir(directory) as entries:
+        return {
+            entry.name
+            for entry in entries
+            if (entry.is_dir(follow_symlinks=False) and entry.name not in (BUILD_DIRECTORY, "__pycache__"))
+            or (entry.name.endswith(".py") and not entry.is_dir(follow_symlinks=False))
+        }
 
 
 def _changes(package_root: Path, listing: Listing, recorded: Fingerprint) -> list[str]:
@@ -297,6 +357,21 @@ def _listing(package_root: Path) -> Listing:
                 elif entry.name.endswith(".py"):
                     status = entry.stat()
                     found[prefix + entry.name] = [status.st_size, status.st_mtime_ns]
+    return found
+
+
+def _directories(package_root: Path) -> Directories:
+    """Modification time of every directory the listing walks."""
+    found: Directories = {"": package_root.stat().st_mtime_ns}
+    pending = [(str(package_root), "")]
+    while pending:
+        directory, prefix = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and entry.name not in (BUILD_DIRECTORY, "__pycache__"):
+                    path = f"{prefix}{entry.name}"
+                    found[path] = entry.stat(follow_symlinks=False).st_mtime_ns
+                    pending.append((entry.path, f"{path}/"))
     return found
 
 

@@ -25,7 +25,8 @@ from typing import Any
 from . import domains as generator
 from . import floors
 
-TESTS_DIR = Path(__file__).resolve().parent.parent
+# The render helpers are the template tests' own (tests/conftest.py).
+TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
@@ -68,7 +69,10 @@ def _run(command: list[str], cwd: Path, *, env: Mapping[str, str] | None = None,
 
 
 def _uv(cwd: Path, *arguments: str, timeout: float = 900) -> str:
-    return _run([sys.executable, "-m", "uv", *arguments], cwd, env=uv_environment(), timeout=timeout)
+    # UV_COMPILE_BYTECODE: every installed package compiled, as the image's `uv sync` does
+    # (without it, the first start of each venv would compile and the warm-up absorb it).
+    env = {**uv_environment(), "UV_COMPILE_BYTECODE": "1"}
+    return _run([sys.executable, "-m", "uv", *arguments], cwd, env=env, timeout=timeout)
 
 
 def template_digest() -> str:
@@ -88,7 +92,11 @@ def bench_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         # OTEL_*: an exporter endpoint would switch the service's telemetry on mid-benchmark.
-        if not key.startswith(("VIRTUAL_ENV", "PYTHON", "OTEL_", ENV_PREFIX)) and key not in ("UV_PROJECT_ENVIRONMENT",)
+        # SSL_CERT_FILE / SSL_CERT_DIR: a machine-wide CA override (as on CI or behind a TLS
+        # proxy) makes the outbound client load that bundle at startup, which an image does
+        # not (docs/benchmarks.md gives its cost).
+        if not key.startswith(("VIRTUAL_ENV", "PYTHON", "OTEL_", ENV_PREFIX))
+        and key not in ("UV_PROJECT_ENVIRONMENT", "SSL_CERT_FILE", "SSL_CERT_DIR")
     }
     env.update(extra or {})
     return env

@@ -1,6 +1,6 @@
 """Where a lazy production start spends its time, piece by piece (run with the service's python).
 
-    <service>/.venv/bin/python tests/benchmarks/profile_startup.py <service> [--package bench_service] [--repeat 7]
+    <service>/.venv/bin/python benchmarks/profile_startup.py <service> [--package bench_service] [--repeat 7]
 
 Prints medians of: the import of the app module, ``load_build`` and its parts (manifest read
 and JSON parse, the source listing walk, the catalog), the ``LazyDomains``/``PathIndex``

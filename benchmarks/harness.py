@@ -10,7 +10,7 @@ same round. There is one floor per database variant (``SERVICE_KINDS``): the ser
 rendered with ``database=none`` against the empty FastAPI app, the default render
 (``database=sqlite``) against the same app plus the same engine.
 
-Plugging in (``tests/benchmarks/lambda_cold_start.py`` does this): a module in this
+Plugging in (``benchmarks/lambda_cold_start.py`` does this): a module in this
 directory listed in ``PLUGINS`` and defining ``register(registry: Registry)`` may
 
 - add answers for the rendered services (``registry.answers["deploy_targets"] = [...]``),
@@ -451,6 +451,7 @@ class BareProcessStartup:
         out: dict[str, Value] = {
             "process_ready_ms": ready_ms,
             "inprocess_ms": ready["inprocess_ms"],
+            "process_cpu_ms": ready.get("cpu_ms"),
             "import_ms": ready["import_ms"],
             "create_ms": ready["create_ms"],
             "lifespan_ms": ready["lifespan_ms"],
@@ -511,6 +512,7 @@ class AllDomainsLoaded:
 BUILTIN_METRICS = [
     Metric("uvicorn_ready_ms", "process start to first 200 from /health/ready (uvicorn)", "ms", True, "cold"),
     Metric("process_ready_ms", "process start to lifespan startup complete (bare process)", "ms", True, "cold"),
+    Metric("process_cpu_ms", "CPU time, process start to lifespan startup complete (bare process)", "ms", True, "cold"),
     Metric("inprocess_ms", "in-process import + create_app + lifespan", "ms", True, "cold"),
     Metric("import_ms", "import of the app module", "ms", False, "split"),
     Metric("create_ms", "create_app()", "ms", False, "split"),
@@ -736,21 +738,20 @@ def run_rounds(configs: list[Configuration], registry: Registry, context: Contex
     finally:
         context.options = options
 
-    for index in range(context.options.rounds):
+    # (round index, rotation, measurements, label): the regular rounds, then the heavy ones.
+    rounds, heavy_rounds = context.options.rounds, context.options.heavy_rounds
+    schedule = [(index, index, regular, f"round {index + 1}/{rounds}") for index in range(rounds)]
+    schedule += [
+        (rounds + index, index, heavy, f"heavy round {index + 1}/{heavy_rounds}") for index in range(heavy_rounds)
+    ]
+    for index, rotation, measurements, label in schedule:
         context.round = index
-        order = _rotate(configs, index)
-        context.log(f"round {index + 1}/{context.options.rounds} (load {loadavg()[0]:.2f})")
-        for config in order:
-            for measurement in regular:
+        context.log(f"{label} (load {loadavg()[0]:.2f})")
+        # Round-robin, the starting configuration rotating each round.
+        for config in _rotate(configs, rotation):
+            for measurement in measurements:
                 if measurement.applies_to(config):
                     _measure(config, measurement, context, results, index)
-    for index in range(context.options.heavy_rounds):
-        context.round = context.options.rounds + index
-        context.log(f"heavy round {index + 1}/{context.options.heavy_rounds} (load {loadavg()[0]:.2f})")
-        for config in _rotate(configs, index):
-            for measurement in heavy:
-                if measurement.applies_to(config):
-                    _measure(config, measurement, context, results, context.round)
     results.load.append(("end", loadavg()))
     results.finished = time.time()
     return results

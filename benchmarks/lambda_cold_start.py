@@ -8,7 +8,7 @@ Two ways in:
   configuration gets the metrics of ``METRICS``;
 - standalone, on a rendered project with the ``lambda`` target, synced, with its route build::
 
-      python tests/benchmarks/lambda_cold_start.py PROJECT [--runs 5] [--path /health/ready]
+      python benchmarks/lambda_cold_start.py PROJECT [--runs 5] [--path /health/ready]
 
 What is timed, per execution environment (one fresh runtime process each):
 
@@ -22,7 +22,13 @@ What is timed, per execution environment (one fresh runtime process each):
 - ``warm``: the median of further invocations in the same environment;
 - ``Mangum default``: the same warm invocations with ``Mangum(create_app())`` as the
   handler, whose default ``lifespan="auto"`` runs the lifespan startup and shutdown around
-  every invocation: the cost the service's handler avoids.
+  every invocation: the cost the service's handler avoids;
+- ``SnapStart`` (lazy services): the project's ``tests/aws_lambda/snapstart_fork.py``
+  initialises the handler as the runtime does, runs the before-snapshot hooks (every domain
+  mounted and built) and forks two "restored" environments; restore to first response is
+  the after-restore hooks (random reseeded, lifespan startup) plus the first request to a
+  domain, the median of the two, next to the cold start above. Lambda's own restore of the
+  memory image is not in it (it is not measurable here).
 
 The Runtime API and the event builders are the project's own test helpers
 (``tests/aws_lambda/runtime_api.py``, standard library only), loaded by path.
@@ -33,7 +39,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -43,6 +51,7 @@ from types import ModuleType
 from typing import Any
 
 RUNTIME_API = Path("tests") / "aws_lambda" / "runtime_api.py"
+SNAPSTART_FORK = Path("tests") / "aws_lambda" / "snapstart_fork.py"
 NAIVE_HANDLER = """\
 from mangum import Mangum
 
@@ -155,6 +164,37 @@ def measure_cold_start(
     return out
 
 
+def measure_snapstart(
+    project: Path, paths: Sequence[str], *, env: Mapping[str, str] | None = None, python: Path | None = None
+) -> dict[str, float | int | None]:
+    """A snapshot and two emulated restores (``snapstart_fork.py``): times in ms."""
+    package = package_of(project)
+    python = python or project / ".venv" / "bin" / "python"
+    settings = {f"{package.upper()}_ENVIRONMENT": "production", **(env or {})}
+    completed = subprocess.run(
+        [str(python), str(project / SNAPSTART_FORK), f"{package}.lambda_handler.handler", json.dumps(list(paths))],
+        cwd=project,
+        # Without a machine-wide CA override, as an image runs (see workspace.bench_environment).
+        env={**{k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}, **settings},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"snapstart_fork.py failed: {completed.stderr[-400:]}")
+    report = json.loads(completed.stdout.splitlines()[-1])
+    children = [child for child in report["children"] if "error" not in child]
+    served = all(child["statuses"] == [200] * len(paths) and not child["imported"] for child in children)
+    return {
+        "snapstart_prepare_ms": report["parent"]["prepare_snapshot_ms"],
+        "snapstart_restore_first_ms": statistics.median(c["restore_to_first_response_ms"] for c in children)
+        if children
+        else None,
+        "snapstart_ok": int(len(children) == 2 and served),
+    }
+
+
 def _warm(api: ModuleType, runtime: Any, request: Request, count: int) -> tuple[list[float], list[int | None]]:
     timings, statuses = [], []
     for _ in range(count):
@@ -173,6 +213,8 @@ METRICS = (
     ("lambda_first_invoke_ms", "first invocation (first request to a cold domain)", "ms"),
     ("lambda_warm_us", "warm invocation, median (GET /health/live)", "us"),
     ("lambda_naive_warm_us", "warm invocation with Mangum's default lifespan=auto, median", "us"),
+    ("snapstart_restore_first_ms", "SnapStart (emulated): after-restore hooks + first request to a domain", "ms"),
+    ("snapstart_prepare_ms", "SnapStart: before-snapshot hooks (every domain mounted and built)", "ms"),
 )
 
 
@@ -187,6 +229,7 @@ class LambdaColdStart:
 
     def measure(self, config: Any, context: Any) -> dict[str, float | int | str | None]:
         from . import domains as generator
+        from .harness import LAZY
         from .workspace import ENV_PREFIX
 
         first = Request()
@@ -196,14 +239,19 @@ class LambdaColdStart:
         log_dir = None
         if context.options.logs is not None:
             log_dir = context.options.logs / f"{config.id.replace('@', '-')}.lambda"
-        return measure_cold_start(
+        env = {key: value for key, value in config.env.items() if key.startswith(ENV_PREFIX)}
+        out = measure_cold_start(
             config.project,
             first=first,
-            env={key: value for key, value in config.env.items() if key.startswith(ENV_PREFIX)},
+            env=env,
             python=config.python,
             warm_invocations=min(context.options.warm_requests, 50),
             log_dir=log_dir,
         )
+        if config.kind == LAZY and (config.project / SNAPSTART_FORK).is_file():
+            paths = [config.domain_list[0].prefix] if config.domain_list else ["/health/ready"]
+            out.update(measure_snapstart(config.project, paths, env=env, python=config.python))
+        return out
 
 
 def register(registry: Any) -> None:

@@ -2,7 +2,7 @@
 fastapi-lazyrouter, and its default render (database=sqlite) against the same app plus the
 same engine, at several numbers of domains, in interleaved rounds.
 
-    .venv-tests/bin/python tests/benchmarks/run.py --domains 0,10,200,1000 --rounds 7 --output docs/benchmarks.md
+    .venv-tests/bin/python benchmarks/run.py --domains 0,10,200,1000 --rounds 7 --output docs/benchmarks.md
 
 Run it with the template's test environment (``tests/run.sh`` creates ``.venv-tests``).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -19,10 +20,11 @@ import time
 from pathlib import Path
 
 if __package__ in (None, ""):
-    # Run as a script: make ``benchmarks`` importable as a package, next to ``conftest``.
+    # Run as a script: make ``benchmarks`` importable as a package (from the repository root).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
+from .chart import cold_start_svg
 from .harness import (
     ALL_KINDS,
     LAZYROUTER,
@@ -74,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="store_true", help="keep the temporary workdir")
     parser.add_argument("--output", type=Path, help="write the markdown report here (default: print it)")
     parser.add_argument("--json", type=Path, help="also write every sample as JSON here")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        help="also write the cold-start chart (SVG) here; the report embeds it by its path relative to --output",
+    )
     parser.add_argument("--logs", type=Path, help="write the children's stderr here")
     parser.add_argument(
         "--recursion-limit",
@@ -135,14 +142,23 @@ def run(argv: list[str] | None = None) -> tuple[Results, Registry, Workspace, st
         elif temporary:
             log(f"kept {root}")
 
-    command = "python tests/benchmarks/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     options_text = (
         f"D = {', '.join(map(str, counts))}; {args.rounds} rounds; {args.heavy_rounds} heavy round(s);"
         f" {args.warm_requests} requests per warm median;"
         f" eager runtime OpenAPI up to D = {args.eager_openapi_max_domains};"
         f" recursion limit in the measured children: {args.recursion_limit or 'Python default'}"
     )
-    report = render_report(results, registry, workspace, command=command, options_text=options_text)
+    chart = None
+    if args.chart:
+        svg = cold_start_svg(results, counts)
+        if svg:
+            args.chart.parent.mkdir(parents=True, exist_ok=True)
+            args.chart.write_text(svg, encoding="utf-8")
+            log(f"wrote {args.chart}")
+            base = args.output.parent if args.output else Path.cwd()
+            chart = os.path.relpath(args.chart.resolve(), base.resolve())
+    report = render_report(results, registry, workspace, command=command, options_text=options_text, chart=chart)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report, encoding="utf-8")

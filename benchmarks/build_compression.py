@@ -3,7 +3,7 @@
 Run with a rendered service's own Python, from its directory, after a build (the table in
 docs/routing.md was made on the benchmark's 1000-domain service, see there):
 
-    cd <service> && .venv/bin/python <template>/tests/benchmarks/build_compression.py
+    cd <service> && .venv/bin/python <template>/benchmarks/build_compression.py
 
 ROUNDS (default 11) sets the number of rounds; the service's build is left at the default
 level. Each level's build is written once from the current build's catalog and document

@@ -1,7 +1,9 @@
 """The floors: the smallest apps each service variant is compared with.
 
-Each floor has the readiness route the harness polls (excluded from the schema) and a
-lifespan, and nothing a real service would not need at its smallest:
+Each floor has typed settings (a pydantic-settings ``Settings`` read from the environment
+and ``.env`` in the factory), the readiness route the harness polls (excluded from the
+schema) and a lifespan, and nothing a real service would not need at its smallest (the
+floor the issue and the mission define):
 
 - ``none``: an empty FastAPI app with a trivial lifespan, the floor of the services
   rendered with ``database=none``;
@@ -16,12 +18,25 @@ from pathlib import Path
 
 DATABASE_URL_ENV = "BENCH_FLOOR_DATABASE_URL"
 
-_EMPTY = '''"""The floor: an empty FastAPI app with a trivial lifespan and the readiness route the
-harness polls (excluded from the schema)."""
+_SETTINGS = '''
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BENCH_FLOOR_", env_file=".env", extra="ignore", frozen=True)
+
+    environment: str = "production"
+    log_level: str = "INFO"'''
+
+_EMPTY = (
+    '''"""The floor: an empty FastAPI app with typed settings, a trivial lifespan and the
+readiness route the harness polls (excluded from the schema)."""
 
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
+'''
+    + _SETTINGS
+    + """
 
 
 @asynccontextmanager
@@ -31,23 +46,30 @@ async def lifespan(app):
 
 def create_app() -> FastAPI:
     app = FastAPI(lifespan=lifespan)
+    app.state.settings = Settings()
 
     @app.get("/health/ready", include_in_schema=False)
     async def ready() -> dict[str, str]:
         return {"status": "ready"}
 
     return app
-'''
+"""
+)
 
-_SQLITE = f'''"""The database floor: the empty FastAPI app plus an async SQLAlchemy engine (aiosqlite)
-opened in the lifespan, checked with SELECT 1, disposed at shutdown."""
+_SQLITE = (
+    '''"""The database floor: the empty FastAPI app (typed settings included) plus an async
+SQLAlchemy engine (aiosqlite) opened in the lifespan, checked with SELECT 1, disposed at shutdown."""
 
 import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+'''
+    + _SETTINGS
+    + f'''
 
 
 @asynccontextmanager
@@ -64,6 +86,7 @@ async def lifespan(app):
 
 def create_app() -> FastAPI:
     app = FastAPI(lifespan=lifespan)
+    app.state.settings = Settings()
 
     @app.get("/health/ready", include_in_schema=False)
     async def ready() -> dict[str, str]:
@@ -71,6 +94,7 @@ def create_app() -> FastAPI:
 
     return app
 '''
+)
 
 APPS = {"none": _EMPTY, "sqlite": _SQLITE}
 

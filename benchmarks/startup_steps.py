@@ -1,0 +1,113 @@
+"""CPU time of each step of a cold start, floor against service, in a benchmark workspace.
+
+    python benchmarks/startup_steps.py WORKDIR [--domains 0,1000] [--runs 7]
+
+WORKDIR is a ``run.py --workdir`` kept from a run (``--keep``): its ``floor`` package and its
+``service-none-d<D>`` services. Each run starts one fresh process per configuration
+(interleaved), which imports, creates the app and runs the lifespan startup step by step,
+reading ``time.process_time()`` around each step: CPU time, which the load of a shared
+machine disturbs far less than wall time. Prints the median of each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+Steps = list[tuple[str, float]]
+
+
+def _child(kind: str) -> Steps:
+    marks: Steps = [("interpreter start", time.process_time())]
+
+    def step(name: str, function: Any) -> Any:
+        start = time.process_time()
+        result = function()
+        marks.append((name, time.process_time() - start))
+        return result
+
+    step("import fastapi", lambda: importlib.import_module("fastapi"))
+    step("import uvicorn", lambda: importlib.import_module("uvicorn"))
+    step("import pydantic_settings", lambda: importlib.import_module("pydantic_settings"))
+    if kind == "service":
+        step("import httpx2", lambda: importlib.import_module("httpx2"))
+        step("import bench_service.settings", lambda: importlib.import_module("bench_service.settings"))
+        step("import bench_service.telemetry", lambda: importlib.import_module("bench_service.telemetry"))
+        module = step("import the rest of bench_service.app", lambda: importlib.import_module("bench_service.app"))
+        settings = step("load_settings()", importlib.import_module("bench_service.settings").load_settings)
+        app = step("create_app(settings)", lambda: module.create_app(settings))
+    else:
+        module = step("import bench_floor.app", lambda: importlib.import_module("bench_floor.app"))
+        app = step("create_app()", module.create_app)
+
+    async def lifespan() -> None:
+        to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        task = asyncio.ensure_future(app(scope, to_app.get, from_app.put))
+        start = time.process_time()
+        await to_app.put({"type": "lifespan.startup"})
+        await from_app.get()
+        marks.append(("lifespan startup", time.process_time() - start))
+        await to_app.put({"type": "lifespan.shutdown"})
+        await from_app.get()
+        await task
+
+    asyncio.run(lifespan())
+    return marks
+
+
+def _run(workdir: Path, kind: str, domains: int) -> Steps:
+    service = workdir / f"service-none-d{domains}"
+    # As the harness runs its children: production, and no machine-wide CA override.
+    env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env.update(BENCH_SERVICE_ENVIRONMENT="production", BENCH_SERVICE_ROUTING="lazy", PYTHONPATH=str(workdir / "floor"))
+    completed = subprocess.run(
+        [str(service / ".venv" / "bin" / "python"), __file__, "--child", kind],
+        cwd=service,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [(name, value) for name, value in json.loads(completed.stdout.splitlines()[-1])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("workdir", type=Path, nargs="?")
+    parser.add_argument("--domains", default="0,1000", help="services to compare with the floor (default 0,1000)")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.child)))
+        return 0
+    if args.workdir is None:
+        parser.error("WORKDIR is required")
+    configurations = [("floor", 0)] + [("service", int(count)) for count in args.domains.split(",")]
+    samples: dict[tuple[str, int], list[Steps]] = {configuration: [] for configuration in configurations}
+    for _ in range(args.runs):
+        for kind, domains in configurations:
+            samples[(kind, domains)].append(_run(args.workdir, kind, domains))
+    floor_total = statistics.median(sum(value for _, value in run) for run in samples[("floor", 0)])
+    for (kind, domains), runs in samples.items():
+        print(f"\n{kind}" + (f", D={domains}" if kind == "service" else "") + ": CPU ms, median of each step")
+        for index, (name, _) in enumerate(runs[0]):
+            print(f"  {statistics.median(run[index][1] for run in runs) * 1000:7.1f}  {name}")
+        total = statistics.median(sum(value for _, value in run) for run in runs)
+        print(f"  {total * 1000:7.1f}  total ({total / floor_total:.2f}x the floor)")
+    print(f"\nload average at the end: {' / '.join(f'{value:.2f}' for value in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
