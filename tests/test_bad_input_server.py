@@ -223,10 +223,17 @@ def test_an_oversized_body_closes_the_connection_instead_of_being_drained(server
 
 
 def test_a_redirect_never_carries_the_requests_host(server: Instance) -> None:
-    request = b"GET /items/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
-    status, headers, _ = parse(exchange(server.port, request))
+    status, headers, _ = parse(exchange(server.port, b"GET /items/ HTTP/1.1\r\n" + HEAD + b"\r\n"))
     assert status == 307
     assert headers["location"] == "/items"
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"127.0.0.1.evil.example", b"evil.example:80"])
+def test_a_foreign_host_is_refused_before_the_routes(server: Instance, host: bytes) -> None:
+    request = b"GET /items/ HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    problem = assert_problem(exchange(server.port, request), 400)
+    assert problem["detail"] == "The request's Host header names a host this service does not serve."
+    assert host not in exchange(server.port, request)
 
 
 def test_head_is_get_without_a_body(server: Instance) -> None:
@@ -371,6 +378,14 @@ def test_env_file_without_read_permission(default_project: Path, tmp_path: Path)
     env_file.chmod(0)
     result = run_service(default_project, "serve", cwd=tmp_path, env={}, wrapper=wrapper)
     assert_settings_refused(result, f"{env_file} cannot be read: Permission denied")
+
+
+@pytest.mark.slow
+def test_production_without_allowed_hosts_is_refused_at_boot(default_project: Path, tmp_path: Path) -> None:
+    result = run_service(default_project, "serve", cwd=tmp_path, env={f"{ENV_PREFIX}ENVIRONMENT": "production"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"error: {ENV_PREFIX}ALLOWED_HOSTS must be set in production" in result.stderr
 
 
 # --- A lifespan resource that cannot be opened --------------------------------------------

@@ -237,6 +237,7 @@ class Container:
             *ULIMITS,
             "--publish", f"127.0.0.1:{self.port}:{PORT}",
             *HARDENING,
+            "--env", f'{ENV_PREFIX}ALLOWED_HOSTS=["127.0.0.1"]',
             *(options or []),
             image,
         )  # fmt: skip

@@ -111,7 +111,7 @@ def measure_cold_start(
     package = package_of(project)
     prefix = package.upper() + "_"
     python = python or project / ".venv" / "bin" / "python"
-    settings = {f"{prefix}ENVIRONMENT": "production", **(env or {})}
+    settings = {f"{prefix}ENVIRONMENT": "production", f"{prefix}ALLOWED_HOSTS": '["api.example.com"]', **(env or {})}
     out: dict[str, float | int | None] = {}
     with tempfile.TemporaryDirectory(prefix="lambda-bench-") as scratch:
         logs = Path(log_dir or scratch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import warnings
 from contextvars import ContextVar
@@ -15,6 +16,11 @@ from opentelemetry import trace
 # pydantic warns about FastAPI's body-parameter alias the first time a ``defer_build`` model
 # is validated as a request body; the alias is FastAPI's and works, so the warning is noise.
 DEFERRED_BODY_ALIAS_WARNING = r"The 'alias' attribute with value '\w+' was provided to the `Field\(\)` function"
+
+# C0 and C1 control characters, DEL and Unicode's line separators: text a client chose (a
+# path with an encoded newline, an ANSI escape) must not start a forged line of its own or
+# recolour the terminal.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Set once the service has logged a request's unhandled exception with its request id.
@@ -90,6 +96,16 @@ class ConsoleFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         record.request_tag = f"[{request_id}] " if request_id else ""
         return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The message only: a traceback appended after it keeps its own lines.
+        record.message = escape_control_characters(record.message)
+        return super().formatMessage(record)
+
+
+def escape_control_characters(text: str) -> str:
+    """``text`` with each control character written as its Python escape (``\\n``, ``\\x1b``)."""
+    return _CONTROL_CHARACTERS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def ignore_known_warnings() -> None:

@@ -1,5 +1,5 @@
 """Pure ASGI middleware: request ids, security headers, timing and access logs, the request
-body limit, strict framing, ``HEAD`` and redirects that name no host.
+body limit, strict framing, trusted hosts, ``HEAD`` and redirects that name no host.
 
 Pure ASGI (rather than ``BaseHTTPMiddleware``) keeps streaming intact and costs one
 function call per message.
@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Collection, Sequence
 
 from starlette.datastructures import URL, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -221,6 +222,38 @@ class FramingMiddleware:
         await self.app(scope, receive, send)
 
 
+class TrustedHostMiddleware:
+    """Refuses a request whose ``Host`` the service does not serve, with a 400 problem.
+
+    Anything built from the ``Host`` header (absolute redirects, links, cache keys behind a
+    shared cache) is otherwise the client's to choose. ``*.example.com`` allows the
+    subdomains of ``example.com``; ``*`` allows any host. Probes (``exempt_paths``) are
+    answered whatever their ``Host``: the kubelet sends the pod's IP address.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], exempt_paths: Collection[str] = ()) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.hosts = frozenset(host.lower() for host in allowed_hosts if not host.startswith("*"))
+        self.suffixes = tuple(host[1:].lower() for host in allowed_hosts if host.startswith("*."))
+        self.exempt_paths = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any_host or scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        host = _host_name(scope)
+        if host is not None and (host in self.hosts or host.endswith(self.suffixes)):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        detail = "The request's Host header names a host this service does not serve."
+        response = problem_response(Request(scope), 400, detail=detail)
+        await response(scope, receive, send)
+
+
 class HeadMiddleware:
     """Answers ``HEAD`` as the same ``GET`` without its body (RFC 9110 section 9.3.2).
 
@@ -279,6 +312,18 @@ def _relative_location(location: str, scope: Scope) -> str:
     if url.netloc and url.netloc == host:
         return url.path + (f"?{url.query}" if url.query else "")
     return location
+
+
+def _host_name(scope: Scope) -> str | None:
+    """The host the request names, without its port, lowercased (``[::1]`` for IPv6)."""
+    for key, value in scope["headers"]:
+        if key == b"host":
+            host = value.decode("latin-1").lower()
+            if host.startswith("["):
+                end = host.find("]")
+                return host[: end + 1] if end > 0 else None
+            return host.partition(":")[0] or None
+    return None
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
