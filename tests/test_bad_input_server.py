@@ -381,6 +381,38 @@ def test_env_file_without_read_permission(default_project: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http", "8000.5"])
+def test_a_port_out_of_range_is_a_usage_error(default_project: Path, tmp_path: Path, port: str) -> None:
+    result = run_service(
+        default_project, "serve", "--port", port, cwd=tmp_path, env={f"{ENV_PREFIX}ENVIRONMENT": "development"}
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"argument --port: {port!r} is not a port (1 to 65535)" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["GRACEFUL_SHUTDOWN_TIMEOUT", "HTTP_TIMEOUT"])
+@pytest.mark.parametrize("value", ["inf", "Infinity", "nan"])
+def test_a_timeout_that_never_ends_is_refused(default_project: Path, tmp_path: Path, name: str, value: str) -> None:
+    env = {f"{ENV_PREFIX}ENVIRONMENT": "development", f"{ENV_PREFIX}{name}": value}
+    result = run_service(default_project, "serve", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[1].strip().startswith(f"{ENV_PREFIX}{name}: ")
+
+
+@pytest.mark.slow
+def test_a_host_that_does_not_resolve_names_the_setting(default_project: Path, tmp_path: Path) -> None:
+    env = {f"{ENV_PREFIX}ENVIRONMENT": "development", f"{ENV_PREFIX}HOST": "no-such-host.invalid"}
+    result = run_service(default_project, "serve", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"error: {ENV_PREFIX}HOST (or serve --host): 'no-such-host.invalid' cannot be resolved" in result.stderr
+    assert "startup" not in result.stderr  # refused before the server and its lifespan started
+
+
+@pytest.mark.slow
 def test_production_without_allowed_hosts_is_refused_at_boot(default_project: Path, tmp_path: Path) -> None:
     result = run_service(default_project, "serve", cwd=tmp_path, env={f"{ENV_PREFIX}ENVIRONMENT": "production"})
     assert result.returncode == 1

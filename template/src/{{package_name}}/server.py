@@ -9,10 +9,10 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from .app import create_app
+from .app import StartupError, create_app
 from .lifespan import Lifecycle
 from .logs import configure_logging
-from .settings import Settings, load_settings
+from .settings import ENV_PREFIX, Settings, load_settings
 
 
 class Server(uvicorn.Server):
@@ -38,6 +38,7 @@ class Server(uvicorn.Server):
 
 
 def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
+    check_bindable(host, port)
     config = uvicorn.Config(
         app,
         host=host,
@@ -52,6 +53,16 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
     Server(config, app.state.lifecycle).run()
 
 
+def check_bindable(host: str, port: int) -> None:
+    """Fail before the server starts, naming the setting, if ``host`` does not resolve:
+    uvicorn would log a bare "Name or service not known" after the lifespan started."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid host name"
+        raise StartupError(f"{ENV_PREFIX}HOST (or serve --host): {host!r} cannot be resolved ({reason})") from None
+
+
 def reloadable_app() -> FastAPI:
     """The app factory ``serve --reload`` runs in each process it restarts."""
     settings = load_settings()
@@ -61,6 +72,7 @@ def reloadable_app() -> FastAPI:
 
 def serve_with_reload(settings: Settings, *, host: str, port: int) -> None:
     """Development only: restart on code changes (the app is re-created from the environment)."""
+    check_bindable(host, port)
     uvicorn.run(
         f"{__name__}:{reloadable_app.__name__}",
         factory=True,
