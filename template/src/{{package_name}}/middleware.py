@@ -1,5 +1,5 @@
 """Pure ASGI middleware: request ids, security headers, timing and access logs, the request
-body limit, strict framing, trusted hosts, ``HEAD`` and redirects that name no host.
+body limit, strict framing, trusted hosts, CORS, ``HEAD`` and redirects that name no host.
 
 Pure ASGI (rather than ``BaseHTTPMiddleware``) keeps streaming intact and costs one
 function call per message.
@@ -14,8 +14,9 @@ import time
 import uuid
 from collections.abc import Collection, Sequence
 
-from starlette.datastructures import URL, MutableHeaders
+from starlette.datastructures import URL, Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -252,6 +253,31 @@ class TrustedHostMiddleware:
         detail = "The request's Host header names a host this service does not serve."
         response = problem_response(Request(scope), 400, detail=detail)
         await response(scope, receive, send)
+
+
+class CORSMiddleware(StarletteCORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as a problem like every refusal.
+
+    Starlette answers it with a ``text/plain`` 400 ("Disallowed CORS origin"); the problem
+    keeps that reason and the CORS headers Starlette set.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                response = self.preflight_response(request_headers=headers)
+                if response.status_code == 400:
+                    kept = {
+                        name: value
+                        for name, value in response.headers.items()
+                        if name not in ("content-type", "content-length")
+                    }
+                    detail = f"{bytes(response.body).decode()} for this preflight request."
+                    response = problem_response(Request(scope), 400, detail=detail, headers=kept)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class HeadMiddleware:
