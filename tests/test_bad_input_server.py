@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -234,6 +235,21 @@ def test_a_foreign_host_is_refused_before_the_routes(server: Instance, host: byt
     problem = assert_problem(exchange(server.port, request), 400)
     assert problem["detail"] == "The request's Host header names a host this service does not serve."
     assert host not in exchange(server.port, request)
+
+
+def test_docs_load_everything_from_the_service(server: Instance) -> None:
+    """What a browser in a cluster without internet access gets: the page and every file it
+    names, from the service itself, under a policy that allows no other origin."""
+    page = httpx.get(f"{server.base_url}/docs")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "http" not in policy and "*" not in policy
+    assert "http" not in page.text
+    urls = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert len(urls) == 4
+    for url in urls:
+        assert url.startswith("/docs/assets/")
+        assert httpx.get(f"{server.base_url}{url}").status_code == 200, url
 
 
 def test_head_is_get_without_a_body(server: Instance) -> None:
