@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -299,6 +300,63 @@ def test_the_server_logged_no_error(server: Instance) -> None:
     # warnings; nothing may have raised in the app.
     levels = {entry["level"] for entry in server.problems_in_log()}
     assert levels <= {"WARNING"}, server.log()[-3000:]
+
+
+@pytest.mark.slow
+def test_running_out_of_descriptors_logs_a_line_not_a_flood(default_project: Path, tmp_path: Path) -> None:
+    """Idle connections use up a low descriptor limit: asyncio fails every accept() it
+    retries, with a traceback each (37 MB in 3 s before the service rate-limited them)."""
+    port = free_port()
+    env = {
+        **{key: value for key, value in uv_environment().items() if not key.startswith(ENV_PREFIX)},
+        f"{ENV_PREFIX}ENVIRONMENT": "development",
+        f"{ENV_PREFIX}LOG_FORMAT": "json",
+        f"{ENV_PREFIX}ALLOWED_HOSTS": '["127.0.0.1"]',
+    }
+    log_path = tmp_path / "service.log"
+
+    def low_descriptor_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(project_python(default_project)), "-m", PACKAGE, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=low_descriptor_limit,
+        )
+    connections: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+        time.sleep(3)
+        for connection in connections:
+            connection.close()
+        # Descriptors free again: the service accepts and answers (asyncio retries each second).
+        deadline = time.monotonic() + 10
+        answered = False
+        while not answered and time.monotonic() < deadline:
+            try:
+                answered = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answered
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log_path.read_text()
+    errors = [line for line in text.splitlines() if '"level": "ERROR"' in line]
+    assert 1 <= len(errors) <= 5, f"{len(errors)} error lines, {len(text)} bytes"
+    assert len(text) < 64 * 1024
 
 
 # --- Settings, read by the real process --------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+import time
 import warnings
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -70,6 +71,45 @@ class LoggedExceptionFilter(logging.Filter):
         return not (str(record.msg).startswith("Exception in ASGI application") and exception_logged_var.get())
 
 
+class RepeatedErrorFilter(logging.Filter):
+    """Lets one of a kind of error through per ``interval`` seconds, and counts the rest.
+
+    Out of file descriptors, asyncio logs a traceback for every accept it retries: thousands
+    a second, tens of megabytes a minute, enough to fill a pod's ephemeral storage and get it
+    evicted. The first is logged in full; later ones, at most once per interval, say how many
+    were dropped since.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...], interval: float = 60.0) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._dropped: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        prefix = next((prefix for prefix in self.prefixes if message.startswith(prefix)), None)
+        if prefix is None:
+            return True
+        now = time.monotonic()
+        last = self._last.get(prefix)
+        if last is not None and now - last < self.interval:
+            self._dropped[prefix] = self._dropped.get(prefix, 0) + 1
+            return False
+        self._last[prefix] = now
+        dropped = self._dropped.pop(prefix, 0)
+        if dropped:
+            record.msg = f"{message}\n({dropped} more like it in the last {now - last:.0f} s were not logged)"
+        return True
+
+
+# asyncio's words when accept() fails for want of descriptors (EMFILE, ENFILE, ENOBUFS); it
+# goes on trying up to the backlog's length in one go and schedules a retry for each failure,
+# and those retries fail again, once per pending retry, after the listening socket is closed.
+ACCEPT_ERRORS = ("socket.accept() out of system resource", "Exception in callback BaseSelectorEventLoop._start_serving")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -119,6 +159,7 @@ def configure_logging(level: str, log_format: Literal["json", "console"]) -> Non
     handler.addFilter(RequestIdFilter())
     handler.addFilter(TraceContextFilter())
     handler.addFilter(LoggedExceptionFilter())
+    handler.addFilter(RepeatedErrorFilter(ACCEPT_ERRORS))
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

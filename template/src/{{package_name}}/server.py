@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 import socket
 from types import FrameType
 
@@ -13,6 +14,23 @@ from .app import StartupError, create_app
 from .lifespan import Lifecycle
 from .logs import configure_logging
 from .settings import ENV_PREFIX, Settings, load_settings
+
+# Descriptors kept for what is not a client connection: the listening socket, the database
+# pool and the outbound client's connections, logs, imported files.
+RESERVED_DESCRIPTORS = 64
+DEFAULT_MAX_CONNECTIONS = 10_000
+
+
+def connection_limit(settings: Settings) -> int:
+    """What ``MAX_CONNECTIONS`` says, or what the descriptor limit leaves: past it, accept()
+    fails with EMFILE and nothing is served at all, so a 503 before it is the better answer."""
+    if settings.max_connections is not None:
+        return settings.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_CONNECTIONS
+    # A quarter at most under a small limit, so that a few connections are still served.
+    return max(1, min(DEFAULT_MAX_CONNECTIONS, soft - min(RESERVED_DESCRIPTORS, soft // 4)))
 
 
 class Server(uvicorn.Server):
@@ -48,6 +66,8 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
         log_config=None,  # logging is configured once, by the service
         access_log=False,  # the timing middleware logs each request, with its id
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        limit_concurrency=connection_limit(settings),
+        backlog=settings.backlog,
         server_header=False,
     )
     Server(config, app.state.lifecycle).run()
@@ -83,5 +103,7 @@ def serve_with_reload(settings: Settings, *, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        limit_concurrency=connection_limit(settings),
+        backlog=settings.backlog,
         server_header=False,
     )
