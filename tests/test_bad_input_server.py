@@ -253,6 +253,33 @@ def test_docs_load_everything_from_the_service(server: Instance) -> None:
         assert httpx.get(f"{server.base_url}{url}").status_code == 200, url
 
 
+def test_a_malformed_chunk_after_an_early_response_is_one_warning(server: Instance) -> None:
+    """The service answers before reading the body (a 404); the chunk that follows is
+    malformed. uvicorn cannot send its 400 any more and asyncio logged an ERROR traceback
+    for it, once per connection, for any client to trigger."""
+    before = len(server.log_entries())
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as connection:
+            connection.sendall(
+                b"POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
+                parse(answer)[1]["content-length"]
+            ):
+                answer += connection.recv(65536)
+            assert parse(answer)[0] == 404
+            connection.sendall(b"zz\r\nnot a chunk\r\n\r\n")
+            assert connection.recv(65536) == b""  # closed, with no second answer
+    time.sleep(0.5)
+    entries = server.log_entries()[before:]
+    late = [entry for entry in entries if entry["message"].startswith("Fatal error: protocol.data_received()")]
+    assert [entry["level"] for entry in late] == ["WARNING"], late  # once, for five connections
+    assert "exception" not in late[0]
+    assert not [entry for entry in entries if entry["level"] in ("ERROR", "CRITICAL", "RAW")]
+
+
 def test_head_is_get_without_a_body(server: Instance) -> None:
     response = httpx.head(f"{server.base_url}/items")
     assert response.status_code == 200

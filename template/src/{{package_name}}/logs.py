@@ -104,10 +104,36 @@ class RepeatedErrorFilter(logging.Filter):
         return True
 
 
+class LateProtocolErrorFilter(logging.Filter):
+    """Turns asyncio's traceback for a request h11 cannot parse after a response into one
+    warning line.
+
+    A client that sends a malformed chunk once the service has answered (an early 404, a
+    413) makes uvicorn try a 400 that h11 can no longer send; asyncio logs the failure as an
+    ERROR with a traceback and closes the connection. Any client can trigger it, once per
+    connection: it is the client's error, worth a warning, and rate-limited with the others.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "asyncio" and str(record.msg).startswith(LATE_PROTOCOL_ERROR) and record.exc_info:
+            error = record.exc_info[1]
+            if type(error).__name__ == "LocalProtocolError" and type(error).__module__.startswith("h11"):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                record.msg, record.args = f"{LATE_PROTOCOL_ERROR}: {CLIENT_SENT_INVALID_DATA}", None
+                record.exc_info = record.exc_text = None
+        return True
+
+
+# asyncio's words for an exception raised while a protocol handled received bytes.
+LATE_PROTOCOL_ERROR = "Fatal error: protocol.data_received() call failed"
+CLIENT_SENT_INVALID_DATA = "a client sent invalid HTTP after the response on its connection, which was closed"
+
 # asyncio's words when accept() fails for want of descriptors (EMFILE, ENFILE, ENOBUFS); it
 # goes on trying up to the backlog's length in one go and schedules a retry for each failure,
 # and those retries fail again, once per pending retry, after the listening socket is closed.
 ACCEPT_ERRORS = ("socket.accept() out of system resource", "Exception in callback BaseSelectorEventLoop._start_serving")
+# Each kind logged at most once a minute.
+REPEATED_ERRORS = (*ACCEPT_ERRORS, LATE_PROTOCOL_ERROR)
 
 
 class JsonFormatter(logging.Formatter):
@@ -159,7 +185,8 @@ def configure_logging(level: str, log_format: Literal["json", "console"]) -> Non
     handler.addFilter(RequestIdFilter())
     handler.addFilter(TraceContextFilter())
     handler.addFilter(LoggedExceptionFilter())
-    handler.addFilter(RepeatedErrorFilter(ACCEPT_ERRORS))
+    handler.addFilter(LateProtocolErrorFilter())
+    handler.addFilter(RepeatedErrorFilter(REPEATED_ERRORS))
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
