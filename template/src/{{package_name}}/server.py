@@ -62,6 +62,9 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
         host=host,
         port=port,
         workers=1,
+        # h11, named so that installing httptools (uvicorn[standard]) does not switch parsers:
+        # uvicorn enforces a request-head size limit with h11 only (docs/reliability.md).
+        http="h11",
         root_path=settings.root_path,
         log_config=None,  # logging is configured once, by the service
         access_log=False,  # the timing middleware logs each request, with its id
@@ -97,6 +100,7 @@ def serve_with_reload(settings: Settings, *, host: str, port: int) -> None:
         f"{__name__}:{reloadable_app.__name__}",
         factory=True,
         reload=True,
+        http="h11",
         root_path=settings.root_path,
         host=host,
         port=port,
