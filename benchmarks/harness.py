@@ -589,6 +589,7 @@ def configurations(workspace: Workspace, kinds: tuple[str, ...] = ALL_KINDS) -> 
                 **base,
                 **service.env,
                 f"{ENV_PREFIX}ENVIRONMENT": "production",
+                f"{ENV_PREFIX}ALLOWED_HOSTS": '["127.0.0.1"]',
                 f"{ENV_PREFIX}ROUTING": spec.routing,
                 f"{ENV_PREFIX}LOG_LEVEL": "WARNING",
             }

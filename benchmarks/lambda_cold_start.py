@@ -120,7 +120,8 @@ def measure_cold_start(
     package = package_of(project)
     prefix = package.upper() + "_"
     python = python or project / ".venv" / "bin" / "python"
-    settings = {f"{prefix}ENVIRONMENT": "production", **(env or {})}
+    # The host is the one of the events the runtime API sends, whatever the caller allows.
+    settings = {f"{prefix}ENVIRONMENT": "production", **(env or {}), f"{prefix}ALLOWED_HOSTS": '["api.example.com"]'}
     out: dict[str, float | int | None] = {}
     with tempfile.TemporaryDirectory(prefix="lambda-bench-") as scratch:
         logs = Path(log_dir or scratch)

@@ -44,6 +44,7 @@ def main() -> int:
     package = args.package
     prefix = package.upper() + "_"
     os.environ.setdefault(prefix + "ENVIRONMENT", "production")
+    os.environ.setdefault(prefix + "ALLOWED_HOSTS", '["127.0.0.1"]')
     os.environ.setdefault(prefix + "ROUTING", "lazy")
     migrated = args.project.resolve() / f"{package}.sqlite3"
     if migrated.is_file():

@@ -166,7 +166,8 @@ def prepare_service(workspace: Workspace, database: str, domains: int, *, reuse:
     if database != "none":
         # Its own file, never the default one under the user's data directory.
         service.env[f"{ENV_PREFIX}DATABASE_URL"] = f"sqlite:///{_sqlite_file(root / f'{PACKAGE}.sqlite3')}"
-    env = bench_environment({**service.env, f"{ENV_PREFIX}ENVIRONMENT": "production"})
+    production = {f"{ENV_PREFIX}ENVIRONMENT": "production", f"{ENV_PREFIX}ALLOWED_HOSTS": '["127.0.0.1"]'}
+    env = bench_environment({**service.env, **production})
     reused = False
     if reuse and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
         # Still check the build: it goes stale if anything touched the code.

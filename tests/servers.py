@@ -120,6 +120,7 @@ class Instance:
         environment = {
             **uv_environment(),
             f"{ENV_PREFIX}ENVIRONMENT": "production",
+            f"{ENV_PREFIX}ALLOWED_HOSTS": '["127.0.0.1"]',
             f"{ENV_PREFIX}LOG_FORMAT": "json",
             f"{ENV_PREFIX}DATABASE_URL": sqlite_url(log_directory),
             **(env or {}),

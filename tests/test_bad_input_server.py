@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -223,10 +225,59 @@ def test_an_oversized_body_closes_the_connection_instead_of_being_drained(server
 
 
 def test_a_redirect_never_carries_the_requests_host(server: Instance) -> None:
-    request = b"GET /items/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
-    status, headers, _ = parse(exchange(server.port, request))
+    status, headers, _ = parse(exchange(server.port, b"GET /items/ HTTP/1.1\r\n" + HEAD + b"\r\n"))
     assert status == 307
     assert headers["location"] == "/items"
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"127.0.0.1.evil.example", b"evil.example:80"])
+def test_a_foreign_host_is_refused_before_the_routes(server: Instance, host: bytes) -> None:
+    request = b"GET /items/ HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    problem = assert_problem(exchange(server.port, request), 400)
+    assert problem["detail"] == "The request's Host header names a host this service does not serve."
+    assert host not in exchange(server.port, request)
+
+
+def test_docs_load_everything_from_the_service(server: Instance) -> None:
+    """What a browser in a cluster without internet access gets: the page and every file it
+    names, from the service itself, under a policy that allows no other origin."""
+    page = httpx.get(f"{server.base_url}/docs")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "http" not in policy and "*" not in policy
+    assert "http" not in page.text
+    urls = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert len(urls) == 4
+    for url in urls:
+        assert url.startswith("/docs/assets/")
+        assert httpx.get(f"{server.base_url}{url}").status_code == 200, url
+
+
+def test_a_malformed_chunk_after_an_early_response_is_one_warning(server: Instance) -> None:
+    """The service answers before reading the body (a 404); the chunk that follows is
+    malformed. uvicorn cannot send its 400 any more and asyncio logged an ERROR traceback
+    for it, once per connection, for any client to trigger."""
+    before = len(server.log_entries())
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as connection:
+            connection.sendall(
+                b"POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
+                parse(answer)[1]["content-length"]
+            ):
+                answer += connection.recv(65536)
+            assert parse(answer)[0] == 404
+            connection.sendall(b"zz\r\nnot a chunk\r\n\r\n")
+            assert connection.recv(65536) == b""  # closed, with no second answer
+    time.sleep(0.5)
+    entries = server.log_entries()[before:]
+    late = [entry for entry in entries if entry["message"].startswith("Fatal error: protocol.data_received()")]
+    assert [entry["level"] for entry in late] == ["WARNING"], late  # once, for five connections
+    assert "exception" not in late[0]
+    assert not [entry for entry in entries if entry["level"] in ("ERROR", "CRITICAL", "RAW")]
 
 
 def test_head_is_get_without_a_body(server: Instance) -> None:
@@ -276,6 +327,63 @@ def test_the_server_logged_no_error(server: Instance) -> None:
     # warnings; nothing may have raised in the app.
     levels = {entry["level"] for entry in server.problems_in_log()}
     assert levels <= {"WARNING"}, server.log()[-3000:]
+
+
+@pytest.mark.slow
+def test_running_out_of_descriptors_logs_a_line_not_a_flood(default_project: Path, tmp_path: Path) -> None:
+    """Idle connections use up a low descriptor limit: asyncio fails every accept() it
+    retries, with a traceback each (37 MB in 3 s before the service rate-limited them)."""
+    port = free_port()
+    env = {
+        **{key: value for key, value in uv_environment().items() if not key.startswith(ENV_PREFIX)},
+        f"{ENV_PREFIX}ENVIRONMENT": "development",
+        f"{ENV_PREFIX}LOG_FORMAT": "json",
+        f"{ENV_PREFIX}ALLOWED_HOSTS": '["127.0.0.1"]',
+    }
+    log_path = tmp_path / "service.log"
+
+    def low_descriptor_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(project_python(default_project)), "-m", PACKAGE, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=low_descriptor_limit,
+        )
+    connections: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+        time.sleep(3)
+        for connection in connections:
+            connection.close()
+        # Descriptors free again: the service accepts and answers (asyncio retries each second).
+        deadline = time.monotonic() + 10
+        answered = False
+        while not answered and time.monotonic() < deadline:
+            try:
+                answered = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answered
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log_path.read_text()
+    errors = [line for line in text.splitlines() if '"level": "ERROR"' in line]
+    assert 1 <= len(errors) <= 5, f"{len(errors)} error lines, {len(text)} bytes"
+    assert len(text) < 64 * 1024
 
 
 # --- Settings, read by the real process --------------------------------------------------
@@ -371,6 +479,46 @@ def test_env_file_without_read_permission(default_project: Path, tmp_path: Path)
     env_file.chmod(0)
     result = run_service(default_project, "serve", cwd=tmp_path, env={}, wrapper=wrapper)
     assert_settings_refused(result, f"{env_file} cannot be read: Permission denied")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http", "8000.5"])
+def test_a_port_out_of_range_is_a_usage_error(default_project: Path, tmp_path: Path, port: str) -> None:
+    result = run_service(
+        default_project, "serve", "--port", port, cwd=tmp_path, env={f"{ENV_PREFIX}ENVIRONMENT": "development"}
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"argument --port: {port!r} is not a port (1 to 65535)" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["GRACEFUL_SHUTDOWN_TIMEOUT", "HTTP_TIMEOUT"])
+@pytest.mark.parametrize("value", ["inf", "Infinity", "nan"])
+def test_a_timeout_that_never_ends_is_refused(default_project: Path, tmp_path: Path, name: str, value: str) -> None:
+    env = {f"{ENV_PREFIX}ENVIRONMENT": "development", f"{ENV_PREFIX}{name}": value}
+    result = run_service(default_project, "serve", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[1].strip().startswith(f"{ENV_PREFIX}{name}: ")
+
+
+@pytest.mark.slow
+def test_a_host_that_does_not_resolve_names_the_setting(default_project: Path, tmp_path: Path) -> None:
+    env = {f"{ENV_PREFIX}ENVIRONMENT": "development", f"{ENV_PREFIX}HOST": "no-such-host.invalid"}
+    result = run_service(default_project, "serve", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"error: {ENV_PREFIX}HOST (or serve --host): 'no-such-host.invalid' cannot be resolved" in result.stderr
+    assert "startup" not in result.stderr  # refused before the server and its lifespan started
+
+
+@pytest.mark.slow
+def test_production_without_allowed_hosts_is_refused_at_boot(default_project: Path, tmp_path: Path) -> None:
+    result = run_service(default_project, "serve", cwd=tmp_path, env={f"{ENV_PREFIX}ENVIRONMENT": "production"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"error: {ENV_PREFIX}ALLOWED_HOSTS must be set in production" in result.stderr
 
 
 # --- A lifespan resource that cannot be opened --------------------------------------------

@@ -237,6 +237,7 @@ class Container:
             *ULIMITS,
             "--publish", f"127.0.0.1:{self.port}:{PORT}",
             *HARDENING,
+            "--env", f'{ENV_PREFIX}ALLOWED_HOSTS=["127.0.0.1"]',
             *(options or []),
             image,
         )  # fmt: skip
@@ -324,7 +325,7 @@ def test_container_drains_in_flight_requests_on_stop(container: Container) -> No
     with socket.create_connection(("127.0.0.1", container.port), timeout=30) as connection:
         # Half a request: the server is now waiting on this connection.
         connection.sendall(
-            b"POST /items HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"POST /items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
             + body[:10]
         )
@@ -402,7 +403,12 @@ def test_sqlite_data_outlives_the_container_on_its_volume(image: str, volume: st
 @pytest.mark.slow
 def test_postgresql_image_migrates_and_serves_a_real_server(postgres_image: str, postgres: PostgresServer) -> None:
     # Fail fast: no database, no service (exit 3, so the orchestrator restarts it).
-    unreachable = environment({f"{ENV_PREFIX}DATABASE_URL": f"postgresql://postgres@{HOST_LOOPBACK}:1/none"})
+    unreachable = environment(
+        {
+            f"{ENV_PREFIX}DATABASE_URL": f"postgresql://postgres@{HOST_LOOPBACK}:1/none",
+            f"{ENV_PREFIX}ALLOWED_HOSTS": '["127.0.0.1"]',
+        }
+    )
     refused = podman_run(postgres_image, options=["--network", "none", *unreachable], check=False)
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert f"{ENV_PREFIX}DATABASE_URL" in refused.stdout + refused.stderr

@@ -208,7 +208,7 @@ def test_the_packaged_artifact_serves_events_once_unpacked(
     runtime = api.LambdaRuntime(
         f"{PACKAGE}.lambda_handler.handler",
         log_path=tmp_path / "runtime.log",
-        env={"PYTHONPATH": str(task), **production},
+        env={"PYTHONPATH": str(task), f"{ENV_PREFIX}ALLOWED_HOSTS": '["api.example.com"]', **production},
         python=str(python),
         cwd=task,
     )

@@ -138,7 +138,7 @@ print(json.dumps(sorted(name for name in sys.modules if name.startswith("opentel
 def test_without_an_endpoint_create_app_imports_no_more_opentelemetry_than_fastapi(
     project: Path, tmp_path: Path
 ) -> None:
-    env = {f"{ENV_PREFIX}ENVIRONMENT": "production"}
+    env = {f"{ENV_PREFIX}ENVIRONMENT": "production", f"{ENV_PREFIX}ALLOWED_HOSTS": '["127.0.0.1"]'}
     if (project / "src" / PACKAGE / "migrations").is_dir():
         env[f"{ENV_PREFIX}DATABASE_URL"] = f"sqlite:///{tmp_path / 'unused.sqlite3'}"
     probe = subprocess.run(

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
@@ -28,6 +28,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A body can hold as many problems as it has keys: the answer lists the first ones, so its
 # size and cost stay bounded whatever was sent.
 MAX_REPORTED_ERRORS = 20
+# Statuses whose response has no body (RFC 9110 sections 15.3.5 and 15.4.5): a problem
+# body would break the framing, and the server would log the failure.
+_BODILESS = (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED)
+_CLASS_TITLES = {4: "Client Error", 5: "Server Error"}
 # The methods a 405's ``Allow`` is worked out from (plus those the route itself named).
 _STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -99,7 +103,7 @@ def problem_response(
 ) -> JSONResponse:
     request_id = request_id_var.get()
     problem = Problem(
-        title=title or HTTPStatus(status_code).phrase,
+        title=title or reason_phrase(status_code),
         status=status_code,
         detail=detail,
         instance=request.url.path,
@@ -115,11 +119,26 @@ def problem_response(
     )
 
 
-async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+def reason_phrase(status_code: int) -> str:
+    """The status's phrase, or its class's for a code HTTP does not name (499, say)."""
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return _CLASS_TITLES.get(status_code // 100, "Error")
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    phrase = HTTPStatus(exc.status_code).phrase
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     headers = dict(exc.headers or {})
+    if exc.status_code in _BODILESS:
+        return Response(status_code=exc.status_code, headers=headers)
+    if not 200 <= exc.status_code <= 599:
+        # A 1xx is never a final answer (nor is a code outside 100-599): the server would fail
+        # to send it and log a traceback. A 500 instead, and one line in the log.
+        logger.warning("HTTPException with status %d on %s answered 500", exc.status_code, request.url.path)
+        return problem_response(request, HTTPStatus.INTERNAL_SERVER_ERROR, detail="An unexpected error occurred.")
+    phrase = reason_phrase(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         named = [headers.pop(name) for name in list(headers) if name.lower() == "allow"]
         headers["Allow"] = ", ".join(_allowed_methods(request, ",".join(named)))

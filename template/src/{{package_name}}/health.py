@@ -12,6 +12,10 @@ from starlette.routing import Route
 
 from .errors import UnavailableError
 
+# Answered whatever the request's Host: probes come from the kubelet or the container
+# runtime, addressed to the pod's IP.
+PATHS = ("/health/live", "/health/ready")
+
 
 async def live(request: Request) -> JSONResponse:
     """The process answers; nothing else is checked, so a busy dependency never restarts it."""
@@ -36,6 +40,6 @@ async def ready(request: Request) -> JSONResponse:
 
 def routes() -> list[Route]:
     return [
-        Route("/health/live", live, methods=["GET"], name="health_live"),
-        Route("/health/ready", ready, methods=["GET"], name="health_ready"),
+        Route(PATHS[0], live, methods=["GET"], name="health_live"),
+        Route(PATHS[1], ready, methods=["GET"], name="health_ready"),
     ]

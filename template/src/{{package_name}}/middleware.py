@@ -1,5 +1,5 @@
 """Pure ASGI middleware: request ids, security headers, timing and access logs, the request
-body limit, strict framing, ``HEAD`` and redirects that name no host.
+body limit, strict framing, trusted hosts, CORS, ``HEAD`` and redirects that name no host.
 
 Pure ASGI (rather than ``BaseHTTPMiddleware``) keeps streaming intact and costs one
 function call per message.
@@ -12,9 +12,11 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Collection, Sequence
 
-from starlette.datastructures import URL, MutableHeaders
+from starlette.datastructures import URL, Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -221,6 +223,63 @@ class FramingMiddleware:
         await self.app(scope, receive, send)
 
 
+class TrustedHostMiddleware:
+    """Refuses a request whose ``Host`` the service does not serve, with a 400 problem.
+
+    Anything built from the ``Host`` header (absolute redirects, links, cache keys behind a
+    shared cache) is otherwise the client's to choose. ``*.example.com`` allows the
+    subdomains of ``example.com``; ``*`` allows any host. Probes (``exempt_paths``) are
+    answered whatever their ``Host``: the kubelet sends the pod's IP address.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], exempt_paths: Collection[str] = ()) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.hosts = frozenset(host.lower() for host in allowed_hosts if not host.startswith("*"))
+        self.suffixes = tuple(host[1:].lower() for host in allowed_hosts if host.startswith("*."))
+        self.exempt_paths = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any_host or scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        host = _host_name(scope)
+        if host is not None and (host in self.hosts or host.endswith(self.suffixes)):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        detail = "The request's Host header names a host this service does not serve."
+        response = problem_response(Request(scope), 400, detail=detail)
+        await response(scope, receive, send)
+
+
+class CORSMiddleware(StarletteCORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as a problem like every refusal.
+
+    Starlette answers it with a ``text/plain`` 400 ("Disallowed CORS origin"); the problem
+    keeps that reason and the CORS headers Starlette set.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                response = self.preflight_response(request_headers=headers)
+                if response.status_code == 400:
+                    kept = {
+                        name: value
+                        for name, value in response.headers.items()
+                        if name not in ("content-type", "content-length")
+                    }
+                    detail = f"{bytes(response.body).decode()} for this preflight request."
+                    response = problem_response(Request(scope), 400, detail=detail, headers=kept)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 class HeadMiddleware:
     """Answers ``HEAD`` as the same ``GET`` without its body (RFC 9110 section 9.3.2).
 
@@ -279,6 +338,18 @@ def _relative_location(location: str, scope: Scope) -> str:
     if url.netloc and url.netloc == host:
         return url.path + (f"?{url.query}" if url.query else "")
     return location
+
+
+def _host_name(scope: Scope) -> str | None:
+    """The host the request names, without its port, lowercased (``[::1]`` for IPv6)."""
+    for key, value in scope["headers"]:
+        if key == b"host":
+            host = value.decode("latin-1").lower()
+            if host.startswith("["):
+                end = host.find("]")
+                return host[: end + 1] if end > 0 else None
+            return host.partition(":")[0] or None
+    return None
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -19,7 +19,8 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         defer_build=True,
         extra="forbid",
-        str_strip_whitespace=True,
+        # No str_strip_whitespace: it trims before the length and pattern checks, so the
+        # published schema would no longer say which strings are accepted.
         populate_by_name=True,
     )
 

@@ -3,10 +3,15 @@
 Production serves the document the build stored; development generates it from the code
 on first use. Either way ``/openapi.json`` answers with stored bytes, never re-serialising
 a document that can weigh megabytes.
+
+``/docs`` is Swagger UI from the files of the pinned ``swagger-ui-bundle-v2`` package,
+served by the service itself under a Content-Security-Policy that allows only its own
+origin: it works where no CDN is reachable, and loads nothing from anyone else.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import warnings
@@ -15,10 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -30,6 +35,40 @@ GZIP_LEVEL = 6
 
 OPENAPI_URL = "/openapi.json"
 DOCS_URL = "/docs"
+DOCS_ASSETS_URL = DOCS_URL + "/assets"
+# Scripts, styles, the document and API calls from the service's own origin only; images
+# also as data: URIs, which is how Swagger UI's stylesheet draws its icons.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# The files of the Swagger UI distribution the pages use, with their media types.
+_DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "oauth2-redirect.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+# The distribution's own initializer is an inline-free script too, but it points at the
+# petstore: this one reads the page's URLs from data attributes (no inline script, so the
+# policy needs no 'unsafe-inline').
+_DOCS_INITIALIZER = b"""\
+window.addEventListener("load", () => {
+  const root = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: root.dataset.openapiUrl,
+    oauth2RedirectUrl: new URL(root.dataset.oauth2RedirectUrl, window.location.href).href,
+    dom_id: "#swagger-ui",
+    layout: "BaseLayout",
+    deepLinking: true,
+    showExtensions: true,
+    showCommonExtensions: true,
+    presets: [SwaggerUIBundle.presets.apis],
+  });
+});
+"""
+# The assets change only with the package's version: a day in a browser's cache.
+_ASSET_HEADERS = {"Cache-Control": "public, max-age=86400"}
 
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -153,22 +192,56 @@ def install_docs(app: FastAPI, document: OpenApiDocument) -> None:
         plain = document.bytes_for(root_path)
         return Response(plain, media_type="application/json", headers={"Vary": "Accept-Encoding"})
 
+    # Plain Starlette routes, like the health probes: nothing to validate, no schema.
+    app.router.routes.append(Route(OPENAPI_URL, openapi, methods=["GET"], name="openapi"))
+    if app.state.settings.effective_docs_enabled:
+        app.router.routes.extend(docs_routes(app.title))
+
+
+def docs_routes(title: str) -> list[Route]:
+    """``/docs`` (Swagger UI), its OAuth2 redirect page and its assets, all from the service."""
+
     async def swagger_ui(request: Request) -> HTMLResponse:
         root_path = request.scope.get("root_path", "").rstrip("/")
-        return get_swagger_ui_html(
-            openapi_url=root_path + OPENAPI_URL,
-            title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=root_path + DOCS_URL + "/oauth2-redirect",
-        )
+        assets = html.escape(root_path + DOCS_ASSETS_URL)
+        page = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(title)} - Swagger UI</title>
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{assets}/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{html.escape(root_path + OPENAPI_URL)}"
+  data-oauth2-redirect-url="{html.escape(root_path + DOCS_URL)}/oauth2-redirect"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="{assets}/swagger-initializer.js"></script>
+</body>
+</html>
+"""
+        return HTMLResponse(page, headers={"Content-Security-Policy": DOCS_CSP})
 
-    async def swagger_ui_redirect(request: Request) -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+    async def oauth2_redirect(request: Request) -> HTMLResponse:
+        assets = html.escape(request.scope.get("root_path", "").rstrip("/") + DOCS_ASSETS_URL)
+        script = f'<script src="{assets}/oauth2-redirect.js"></script>'
+        page = f'<!doctype html>\n<html lang="en">\n<body>\n{script}\n</body>\n</html>\n'
+        return HTMLResponse(page, headers={"Content-Security-Policy": DOCS_CSP})
 
-    # Plain Starlette routes, like the health probes: nothing to validate, no schema.
-    app.router.routes.extend(
-        [
-            Route(OPENAPI_URL, openapi, methods=["GET"], name="openapi"),
-            Route(DOCS_URL, swagger_ui, methods=["GET"], name="swagger_ui_html"),
-            Route(DOCS_URL + "/oauth2-redirect", swagger_ui_redirect, methods=["GET"], name="swagger_ui_redirect"),
-        ]
-    )
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "swagger-initializer.js":
+            return Response(_DOCS_INITIALIZER, media_type="text/javascript; charset=utf-8", headers=_ASSET_HEADERS)
+        media_type = _DOCS_ASSETS.get(name)
+        if media_type is None:
+            raise HTTPException(404)
+        # Imported on the first request for an asset: a service whose docs nobody opens never pays for it.
+        from swagger_ui_bundle import swagger_ui_path
+
+        return FileResponse(swagger_ui_path / name, media_type=media_type, headers=_ASSET_HEADERS)
+
+    return [
+        Route(DOCS_URL, swagger_ui, methods=["GET"], name="swagger_ui_html"),
+        Route(DOCS_URL + "/oauth2-redirect", oauth2_redirect, methods=["GET"], name="swagger_ui_redirect"),
+        Route(DOCS_ASSETS_URL + "/{name}", asset, methods=["GET"], name="swagger_ui_asset"),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 import signal
 import socket
 import time
@@ -11,10 +12,27 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from .app import create_app
+from .app import StartupError, create_app
 from .lifespan import Lifecycle
 from .logs import configure_logging
-from .settings import Settings, load_settings
+from .settings import ENV_PREFIX, Settings, load_settings
+
+# Descriptors kept for what is not a client connection: the listening socket, the database
+# pool and the outbound client's connections, logs, imported files.
+RESERVED_DESCRIPTORS = 64
+DEFAULT_MAX_CONNECTIONS = 10_000
+
+
+def connection_limit(settings: Settings) -> int:
+    """What ``MAX_CONNECTIONS`` says, or what the descriptor limit leaves: past it, accept()
+    fails with EMFILE and nothing is served at all, so a 503 before it is the better answer."""
+    if settings.max_connections is not None:
+        return settings.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_CONNECTIONS
+    # A quarter at most under a small limit, so that a few connections are still served.
+    return max(1, min(DEFAULT_MAX_CONNECTIONS, soft - min(RESERVED_DESCRIPTORS, soft // 4)))
 
 
 class Server(uvicorn.Server):
@@ -51,18 +69,34 @@ class Server(uvicorn.Server):
 
 
 def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
+    check_bindable(host, port)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         workers=1,
+        # h11, named so that installing httptools (uvicorn[standard]) does not switch parsers:
+        # uvicorn enforces a request-head size limit with h11 only (docs/reliability.md).
+        http="h11",
         root_path=settings.root_path,
         log_config=None,  # logging is configured once, by the service
         access_log=False,  # the timing middleware logs each request, with its id
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        limit_concurrency=connection_limit(settings),
+        backlog=settings.backlog,
         server_header=False,
     )
     Server(config, app.state.lifecycle).run()
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Fail before the server starts, naming the setting, if ``host`` does not resolve:
+    uvicorn would log a bare "Name or service not known" after the lifespan started."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid host name"
+        raise StartupError(f"{ENV_PREFIX}HOST (or serve --host): {host!r} cannot be resolved ({reason})") from None
 
 
 def reloadable_app() -> FastAPI:
@@ -74,15 +108,19 @@ def reloadable_app() -> FastAPI:
 
 def serve_with_reload(settings: Settings, *, host: str, port: int) -> None:
     """Development only: restart on code changes (the app is re-created from the environment)."""
+    check_bindable(host, port)
     uvicorn.run(
         f"{__name__}:{reloadable_app.__name__}",
         factory=True,
         reload=True,
+        http="h11",
         root_path=settings.root_path,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        limit_concurrency=connection_limit(settings),
+        backlog=settings.backlog,
         server_header=False,
     )

@@ -11,13 +11,15 @@ router = APIRouter(prefix="/items", tags=["items"])
 
 # Bounded by what the id column holds (a 32-bit integer on every database).
 ItemId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Item identifier")]
+# No NUL: PostgreSQL refuses it in a text parameter, as in a stored tag.
+TagFilter = Annotated[str | None, Query(max_length=50, pattern=r"^[^\x00]*$", description="Only items with this tag")]
 
 
 @router.get("")
 async def list_items(
     service: ItemServiceDep,
     page: PaginationDep,
-    tag: Annotated[str | None, Query(max_length=50, description="Only items with this tag")] = None,
+    tag: TagFilter = None,
 ) -> ItemPage:
     return await service.list(limit=page.limit, offset=page.offset, tag=tag)
 
