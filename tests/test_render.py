@@ -47,6 +47,8 @@ def check_project(project: Path, env: dict[str, str] | None = None) -> str:
     assert leftover_markup(project) == []
     uv(project, "run", "ruff", "check", ".")
     uv(project, "run", "ruff", "format", "--check", ".")
+    # What the generated CI runs: mypy, strict on the package (its dev group pins it).
+    uv(project, "run", "mypy")
     result = run(
         [sys.executable, "-m", "uv", "run", "pytest", "-q", "-p", "no:cacheprovider"],
         project,

@@ -46,7 +46,8 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
         root_path=settings.root_path,
         log_config=None,  # logging is configured once, by the service
         access_log=False,  # the timing middleware logs each request, with its id
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        # uvicorn annotates int, but waits with asyncio, which takes fractional seconds.
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,  # type: ignore[arg-type]
         server_header=False,
     )
     Server(config, app.state.lifecycle).run()
@@ -70,6 +71,6 @@ def serve_with_reload(settings: Settings, *, host: str, port: int) -> None:
         port=port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,  # type: ignore[arg-type]
         server_header=False,
     )

@@ -13,12 +13,15 @@ import copy
 import importlib
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from starlette._utils import get_route_path
+from starlette.convertors import Convertor
 from starlette.datastructures import URLPath
-from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, get_route_path, replace_params
+from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, replace_params
 from starlette.types import Receive, Scope, Send
 
 from .catalog import DomainSpec
@@ -55,7 +58,7 @@ class LazyDomains(BaseRoute):
         self._index = PathIndex((route.path, domain.name) for domain in domains for route in domain.routes)
         self._mounted: dict[str, list[BaseRoute]] = {}
         self._locks: dict[str, anyio.Lock] = {}
-        self._url_formats: dict[str, list[tuple[str, dict[str, object], bool]]] | None = None
+        self._url_formats: dict[str, list[tuple[str, dict[str, Convertor[object]], bool]]] | None = None
 
     @property
     def mounted(self) -> frozenset[str]:
@@ -118,7 +121,7 @@ class LazyDomains(BaseRoute):
             route.matches(dict(_WARM_UP_SCOPE))
         return host.routes
 
-    def url_path_for(self, name: str, /, **path_params: object) -> URLPath:
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         # Answered from the catalog, so ``url_for`` works for domains not loaded yet.
         if self._url_formats is None:
             self._url_formats = {}
@@ -129,7 +132,7 @@ class LazyDomains(BaseRoute):
         for path_format, convertors, websocket in self._url_formats.get(name, ()):
             if set(path_params) != set(convertors):
                 continue
-            path, _ = replace_params(path_format, convertors, dict(path_params))  # type: ignore[arg-type]
+            path, _ = replace_params(path_format, convertors, dict(path_params))
             return URLPath(path=path, protocol="websocket" if websocket else "http")
         raise NoMatchFound(name, path_params)
 
