@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import keyword
+import re
 from pathlib import Path
 
 import copier
 import pytest
 import yaml
 
-from conftest import DEFAULT_ANSWERS, TEMPLATE_ROOT
+from support import DEFAULT_ANSWERS, TEMPLATE_ROOT, python_executable, run
 
 CONFIG = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
 QUESTIONS = {name: spec for name, spec in CONFIG.items() if not name.startswith("_") and spec.get("when") is not False}
@@ -117,3 +118,13 @@ def test_bad_answer_is_refused_and_nothing_is_written(tmp_path: Path, question: 
 def test_every_keyword_is_reserved() -> None:
     reserved = set(CONFIG["reserved_package_names"]["default"].split())
     assert set(keyword.kwlist) - {"False", "None", "True"} <= reserved
+
+
+@pytest.mark.parametrize("version", ["3.11", "3.12", "3.13"])
+def test_every_standard_library_module_is_reserved(version: str) -> None:
+    """The hand-kept list stays complete: every module a supported Python ships, as named
+    by that interpreter, is refused (where it could be a package name at all)."""
+    code = "import sys; print(' '.join(sorted(sys.stdlib_module_names)))"
+    names = run([python_executable(version), "-c", code], TEMPLATE_ROOT).stdout.split()
+    reserved = set(CONFIG["reserved_package_names"]["default"].split())
+    assert {name for name in names if re.fullmatch(r"[a-z][a-z0-9_]*", name)} - reserved == set()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import leftover_markup, render, run, sync, uv, uv_environment
+from support import leftover_markup, render, run, sync, uv, uv_environment
 
 VARIANTS = {
     "none-3.13": {"python_version": "3.13", "deploy_targets": [], "database": "none"},

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX
-from servers import Instance
+from support import ENV_PREFIX
+from support.servers import Instance
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import render
+from support import render
 
 WORKFLOW = Path(".github") / "workflows" / "ci.yml"
 # What the pedantic persona may still report, and why it stays:
