@@ -386,7 +386,7 @@ class UvicornSession:
         return True
 
     def measure(self, config: Configuration, context: Context) -> dict[str, Value]:
-        from conftest import free_port
+        from support import free_port
 
         port = free_port()
         log_path = _log_path(context, config, "uvicorn")

@@ -3,7 +3,7 @@ built, one per database variant, the floor of each variant, and fastapi-lazyrout
 virtualenv with its twin packages.
 
 Services are rendered with real Copier from the template's working tree and synced with
-real uv (the helpers of ``tests/conftest.py``), then grown with ``domains.write_domains``,
+real uv (the helpers of ``tests/support``), then grown with ``domains.write_domains``,
 built with the service's own ``python -m <package> build`` and, with a database, migrated
 with its own ``python -m <package> db upgrade`` into a SQLite file of their own.
 """
@@ -30,7 +30,7 @@ TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-from conftest import TEMPLATE_ROOT, python_executable, render, uv_environment  # noqa: E402
+from support import TEMPLATE_ROOT, python_executable, render, uv_environment  # noqa: E402
 
 PROJECT_NAME = "Bench Service"
 PACKAGE = "bench_service"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages for the container and Kubernetes tests (podman builds and runs the generated
 # image; debootstrap makes its base image). Installed only when missing; needs root.
 # runc is named explicitly: apt would otherwise pick crun, which fails on these machines.
-# postgresql (server and psql client) is for the throwaway server tests/postgres.py runs itself.
+# postgresql (server and psql client) is for the throwaway server tests/support/postgres.py runs itself.
 system_packages=(podman buildah runc conmon containernetworking-plugins slirp4netns uidmap fuse-overlayfs debootstrap
   postgresql)
 missing=()
@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
     echo "tests/run.sh: installing ${missing[*]}" >&2
     if [[ " ${missing[*]} " == *" postgresql "* ]]; then
       # Debian's package would otherwise make and start a "main" cluster on port 5432: a server
-      # nobody asked for, left running. The tests make their own clusters (tests/postgres.py).
+      # nobody asked for, left running. The tests make their own clusters (tests/support/postgres.py).
       mkdir -p /etc/postgresql-common/createcluster.d
       echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/no-main-cluster.conf
     fi

@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from conftest import uv
+from support import uv
 
 # Each fixes a CVE in a package the service gets through fastapi or uvicorn.
 FLOORS = {"h11": Version("0.16.0"), "starlette": Version("1.3.1"), "python-multipart": Version("0.0.30")}

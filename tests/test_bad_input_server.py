@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, PACKAGE, free_port, project_python, uv_environment
-from servers import Instance, run_service
+from support import ENV_PREFIX, PACKAGE, free_port, project_python, uv_environment
+from support.servers import Instance, run_service
 
 HEAD = b"Host: 127.0.0.1\r\nConnection: close\r\n"
 INTERNALS = (b"Traceback", b'File "', b".py", PACKAGE.encode(), b"site-packages")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from servers import Instance, prefix, prepare_project
+from support.servers import Instance, prefix, prepare_project
 
 COLD = ["cold_a", "cold_b", "cold_c", "cold_d", "cold_e"]
 IMPORT_DELAY = 0.5

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, PACKAGE
-from postgres import PostgresServer
-from servers import Instance, prepare_project, run_service, sqlite_url
+from support import ENV_PREFIX, PACKAGE
+from support.postgres import PostgresServer
+from support.servers import Instance, prepare_project, run_service, sqlite_url
 
 ITEMS_REVISION = "5e0c2d1a7b44"  # the example domain's migration
 # Words that would tell a client which database, driver or address sits behind the service.

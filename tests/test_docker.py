@@ -1,7 +1,7 @@
 """The container image, for real: rendered Dockerfile, linted, built with podman, run, stopped.
 
 Two images are built once per session, on a locally bootstrapped stand-in of the real base
-image (container_support.py explains why and how): the SQLite one (the docker target alone),
+image (support/containers.py explains why and how): the SQLite one (the docker target alone),
 which keeps its database on a volume, and the PostgreSQL one (docker and kubernetes, the
 image the manifests run), which migrates and serves against the session's real PostgreSQL
 server. The dependency install inside the build reaches PyPI, as any image build does;
@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, PACKAGE, free_port, leftover_markup, python_executable, render, run, uv
-from container_support import PODMAN, ULIMITS, build_image, ensure_base_image, podman, require
-from postgres import PostgresServer
+from support import ENV_PREFIX, PACKAGE, free_port, leftover_markup, python_executable, render, run, uv
+from support.containers import PODMAN, ULIMITS, build_image, ensure_base_image, podman, require
+from support.postgres import PostgresServer
 
 # The image's contract, also relied on by deploy/kubernetes (runAsUser, containerPort).
 UID = GID = 10001
@@ -70,7 +70,7 @@ def test_deploy_files_follow_the_targets(
 
 @pytest.mark.parametrize("python_version", ["3.12", "3.13"])
 def test_dockerfile_follows_the_python_version(tmp_path: Path, python_version: str) -> None:
-    """Only 3.11 images are built here (see container_support); the others are checked as text."""
+    """Only 3.11 images are built here (see support/containers.py); the others are checked as text."""
     project = render(tmp_path / "acme-orders", deploy_targets=["docker"], python_version=python_version)
     dockerfile = (project / "Dockerfile").read_text()
     # Builder and runtime on the same image: the venv points at the base's interpreter.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ENV_PREFIX, PACKAGE, TEMPLATE_ROOT
+from support import ENV_PREFIX, PACKAGE, TEMPLATE_ROOT
 
 MKDOCS_CONFIG = TEMPLATE_ROOT / "mkdocs.yml"
 DOCS = TEMPLATE_ROOT / "docs"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import Instance, prepare_project
+from support.servers import Instance, prepare_project
 
 MAX_EXAMPLES = 50  # per operation and phase: enough to find the edges, cheap enough for CI
 # A new seed each run, so that every run explores new cases; a failure prints its seed, and

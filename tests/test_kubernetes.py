@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ENV_PREFIX, PACKAGE, render, run
-from container_support import kubectl
+from support import ENV_PREFIX, PACKAGE, render, run
+from support.containers import kubectl
 
 APP = PACKAGE.replace("_", "-")
 OVERLAYS = ("dev", "prod")

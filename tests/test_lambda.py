@@ -24,8 +24,8 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from conftest import ENV_PREFIX, PACKAGE, leftover_markup, render, run, sync, uv, uv_environment
-from postgres import PostgresServer
+from support import ENV_PREFIX, PACKAGE, leftover_markup, render, run, sync, uv, uv_environment
+from support.postgres import PostgresServer
 
 RUNTIME_API = Path("tests") / "aws_lambda" / "runtime_api.py"
 SAM_TEMPLATE = Path("deploy") / "lambda" / "template.yaml"

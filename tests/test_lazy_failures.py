@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PACKAGE, uv
-from servers import Instance, prepare_project
+from support import PACKAGE, uv
+from support.servers import Instance, prepare_project
 
 DATA_ROUTER = '''\
 """Test-only domain: its import depends on a data file next to it."""

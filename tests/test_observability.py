@@ -17,8 +17,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, PACKAGE, free_port, project_python, uv_environment
-from servers import Instance, prepare_project
+from support import ENV_PREFIX, PACKAGE, free_port, project_python, uv_environment
+from support.servers import Instance, prepare_project
 
 T = TypeVar("T")
 SERVICE_NAME = "acme-orders-prod"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from postgres import PostgresError, PostgresServer, alive
+from support.postgres import PostgresError, PostgresServer, alive
 
 
 def connect(host: str, port: int) -> None:

@@ -13,7 +13,7 @@ import copier
 import pytest
 import yaml
 
-from conftest import DEFAULT_ANSWERS, TEMPLATE_ROOT
+from support import DEFAULT_ANSWERS, TEMPLATE_ROOT, python_executable, run
 
 CONFIG = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
 QUESTIONS = {name: spec for name, spec in CONFIG.items() if not name.startswith("_") and spec.get("when") is not False}
@@ -211,3 +211,13 @@ def test_project_name_is_required_with_a_message_that_says_what_to_type(tmp_path
             quiet=True,
             skip_tasks=True,
         )
+
+
+@pytest.mark.parametrize("version", ["3.11", "3.12", "3.13"])
+def test_every_standard_library_module_is_reserved(version: str) -> None:
+    """The hand-kept list stays complete: every module a supported Python ships, as named
+    by that interpreter, is refused (where it could be a package name at all)."""
+    code = "import sys; print(' '.join(sorted(sys.stdlib_module_names)))"
+    names = run([python_executable(version), "-c", code], TEMPLATE_ROOT).stdout.split()
+    reserved = set(CONFIG["reserved_package_names"]["default"].split())
+    assert {name for name in names if re.fullmatch(r"[a-z][a-z0-9_]*", name)} - reserved == set()

@@ -7,12 +7,15 @@ without rendering the full cross product.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import leftover_markup, render, run, sync, uv, uv_environment
+from support import TEMPLATE_ROOT, leftover_markup, render, run, sync, uv, uv_environment
 
 VARIANTS = {
     "none-3.13": {"python_version": "3.13", "deploy_targets": [], "database": "none"},
@@ -47,6 +50,8 @@ def check_project(project: Path, env: dict[str, str] | None = None) -> str:
     assert leftover_markup(project) == []
     uv(project, "run", "ruff", "check", ".")
     uv(project, "run", "ruff", "format", "--check", ".")
+    # What the generated CI runs: mypy, strict on the package (its dev group pins it).
+    uv(project, "run", "mypy")
     result = run(
         [sys.executable, "-m", "uv", "run", "pytest", "-q", "-p", "no:cacheprovider"],
         project,
@@ -125,3 +130,27 @@ def test_no_target_leaves_no_deployment_files(default_project: Path) -> None:
     assert not (default_project / "Dockerfile").exists()
     assert not (default_project / ".dockerignore").exists()
     assert not list(default_project.rglob("lambda_handler.py"))
+
+
+# Every top-level module the project's environment installs, from each distribution's files.
+TOP_LEVEL_MODULES = """
+import importlib.metadata, json
+names = set()
+for dist in importlib.metadata.distributions():
+    for file in dist.files or ():
+        top = file.parts[0].removesuffix(".py")
+        if len(file.parts) > 1 or file.parts[0].endswith(".py"):
+            names.add(top)
+print(json.dumps(sorted(names)))
+"""
+
+
+@pytest.mark.slow
+def test_every_dependency_module_is_a_reserved_package_name(default_project: Path) -> None:
+    """A package named like one of the project's dependencies (runtime or dev) would shadow
+    it: the hand-kept list in copier.yml must name every module the environment installs."""
+    result = run([str(default_project / ".venv" / "bin" / "python"), "-c", TOP_LEVEL_MODULES], default_project)
+    installed = {name for name in json.loads(result.stdout) if re.fullmatch(r"[a-z][a-z0-9_]*", name)}
+    config = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+    reserved = set(config["reserved_package_names"]["default"].split())
+    assert installed - reserved - {"acme_orders"} == set()

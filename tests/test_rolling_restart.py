@@ -35,9 +35,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX
-from postgres import PostgresServer
-from servers import Instance, prepare_project
+from support import ENV_PREFIX
+from support.postgres import PostgresServer
+from support.servers import Instance, prepare_project
 
 REPLICAS = 3
 ROLLOUTS = 3

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PACKAGE, render, sync, uv
-from servers import Instance, add_migration, prefix
+from support import PACKAGE, render, sync, uv
+from support.servers import Instance, add_migration, prefix
 
 DOMAINS = [f"domain_{index:03d}" for index in range(200)]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, PACKAGE, TEMPLATE_ROOT, free_port, uv_environment
-from servers import Instance
+from support import ENV_PREFIX, PACKAGE, TEMPLATE_ROOT, free_port, uv_environment
+from support.servers import Instance
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import DEFAULT_ANSWERS, PACKAGE, TEMPLATE_ROOT, run, uv_environment
+from support import DEFAULT_ANSWERS, PACKAGE, TEMPLATE_ROOT, run, uv_environment
 
 pytestmark = pytest.mark.slow
 

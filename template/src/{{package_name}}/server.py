@@ -81,7 +81,8 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
         root_path=settings.root_path,
         log_config=None,  # logging is configured once, by the service
         access_log=False,  # the timing middleware logs each request, with its id
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        # uvicorn annotates int, but waits with asyncio, which takes fractional seconds.
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,  # type: ignore[arg-type]
         limit_concurrency=connection_limit(settings),
         backlog=settings.backlog,
         server_header=False,
@@ -119,7 +120,7 @@ def serve_with_reload(settings: Settings, *, host: str, port: int) -> None:
         port=port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,  # type: ignore[arg-type]
         limit_concurrency=connection_limit(settings),
         backlog=settings.backlog,
         server_header=False,

@@ -1,42 +1,22 @@
 from __future__ import annotations
 
-import itertools
-import sys
-import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-_numbers = itertools.count()
+from tests.support import throwaway_domains
 
 MakeDomains = Callable[[dict[str, str]], str]
 
 
 @pytest.fixture
 def make_domains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeDomains]:
-    """Writes a throwaway ``<package>.domains`` with one ``router.py`` per entry and returns
-    the domains package's name."""
-    created: list[str] = []
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    def make(routers: dict[str, str]) -> str:
-        package = f"fixture_service_{next(_numbers)}"
-        domains = tmp_path / package / "domains"
-        domains.mkdir(parents=True)
-        (tmp_path / package / "__init__.py").write_text("")
-        (domains / "__init__.py").write_text("")
-        for name, source in routers.items():
-            (domains / name).mkdir()
-            (domains / name / "__init__.py").write_text("")
-            (domains / name / "router.py").write_text(textwrap.dedent(source))
-        created.append(package)
-        return f"{package}.domains"
-
-    yield make
-    for name in list(sys.modules):
-        if name.split(".")[0] in created:
-            del sys.modules[name]
+    """Writes a throwaway package with one domain per entry (its ``router.py`` source) and
+    returns the name of its ``domains`` package; as many as a test asks for."""
+    with ExitStack() as stack:
+        yield lambda routers: stack.enter_context(throwaway_domains(tmp_path, monkeypatch, routers))
 
 
 @pytest.fixture

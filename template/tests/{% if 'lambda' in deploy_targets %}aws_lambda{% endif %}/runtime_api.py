@@ -7,8 +7,7 @@ starts the process (``python -m awslambdaric <module>.handler``) and invokes it;
 ``http_event`` builds the events that API Gateway (REST and HTTP APIs), ALB and function
 URLs send, from the samples in ``events/``.
 
-Standard library only: the template's benchmarks load this file from outside the project's
-environment.
+Standard library only, so that tools outside the project's environment can load it too.
 """
 
 from __future__ import annotations
@@ -86,6 +85,7 @@ class RuntimeApi:
     @property
     def address(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET socket's
         return f"{host}:{port}"
 
     def start(self) -> RuntimeApi:
@@ -196,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0], 16)
                 chunk = self.rfile.read(size + 2)[:size]

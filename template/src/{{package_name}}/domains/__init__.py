@@ -1,2 +1,2 @@
 """The service's domains: one package each, with ``router``, ``schemas``, ``service`` and
-``dependencies`` modules. Add one with ``python -m <package> new-domain NAME``."""
+``dependencies`` modules. Add one with the ``new-domain NAME`` command."""

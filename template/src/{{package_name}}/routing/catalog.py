@@ -349,8 +349,8 @@ def _route_conflicts(declared: Sequence[_Declared]) -> list[RouteProblem]:
         shape = template_segments(route.spec.path)
         buckets[shape[0] if shape and "{" not in shape[0] else "{"].append((shape, route))
     reported: set[frozenset[int]] = set()
-    for key, members in buckets.items():
-        candidates = members + (buckets.get("{", []) if key != "{" else [])
+    for bucket, members in buckets.items():
+        candidates = members + (buckets.get("{", []) if bucket != "{" else [])
         for shape, route in members:
             for other_shape, other in candidates:
                 pair = frozenset((id(route), id(other)))
@@ -391,7 +391,7 @@ def _import_problem(module_name: str, exc: BaseException) -> RouteProblem:
 
 
 def _endpoint_location(endpoint: object, fallback: Location) -> Location:
-    function = inspect.unwrap(endpoint) if callable(endpoint) else None  # type: ignore[arg-type]
+    function = inspect.unwrap(endpoint) if callable(endpoint) else None
     code = getattr(function, "__code__", None)
     if code is None:
         return fallback

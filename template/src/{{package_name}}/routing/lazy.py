@@ -26,10 +26,11 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import iter_route_contexts
+from starlette._utils import get_route_path
 from starlette.convertors import Convertor
 from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, get_route_path, replace_params
+from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, replace_params
 from starlette.types import Lifespan, Receive, Scope, Send
 
 from .catalog import DomainSpec, RouteSpec
@@ -277,7 +278,7 @@ class LazyDomains(BaseRoute):
 
         return lifespan
 
-    def url_path_for(self, name: str, /, **path_params: object) -> URLPath:
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         # Answered from the catalog, so ``url_for`` works for domains not loaded yet.
         if self._url_formats is None:
             self._url_formats = {}

@@ -1,6 +1,6 @@
 """The build: a versioned route manifest and the prebuilt OpenAPI document.
 
-``python -m <package> build`` writes both into ``<package>/_build/``, with a fingerprint of
+The ``build`` command writes both into the package's ``_build/`` directory, with a fingerprint of
 every Python file of the package; the build is *stale* as soon as one of them is added,
 removed or changed. Production refuses a missing, corrupt or stale build; development falls
 back to scanning the code.

@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic), run by ``python -m <package> db ...``.
+"""Schema migrations (Alembic), run by the service's ``db`` commands.
 
 Alembic is configured here rather than in an ``alembic.ini``: the database URL comes from
 the service's settings, and the scripts ship inside the package, so the image and the

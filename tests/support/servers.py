@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ENV_PREFIX, PACKAGE, free_port, project_python, render, sync, uv, uv_environment
+from .render import ENV_PREFIX, PACKAGE, render
+from .run import free_port, project_python, sync, uv, uv_environment
 
 # A test-only domain: the user's own code in the test's private render. Importing it takes
 # ``import_delay`` seconds (a large domain, made slow on purpose so a burst of first

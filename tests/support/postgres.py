@@ -18,13 +18,14 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
+
+from .run import free_port
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
@@ -73,12 +74,6 @@ def server_bindir() -> Path:
         f"no PostgreSQL server binaries ({', '.join(TOOLS)}) in /usr/lib/postgresql/*/bin or pg_config --bindir: "
         "tests/run.sh installs the Debian postgresql package (as root)"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def alive(pid: int) -> bool:
