@@ -99,7 +99,7 @@ class RepeatedErrorFilter(logging.Filter):
             return False
         self._last[prefix] = now
         dropped = self._dropped.pop(prefix, 0)
-        if dropped:
+        if dropped and last is not None:
             record.msg = f"{message}\n({dropped} more like it in the last {now - last:.0f} s were not logged)"
         return True
 

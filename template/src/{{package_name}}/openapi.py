@@ -82,7 +82,7 @@ def operation_id(route: APIRoute) -> str:
     FastAPI's own id for every single-method route).
     """
     stem = re.sub(r"\W", "_", f"{route.name}{route.path_format}")
-    return f"{stem}_{min(route.methods).lower()}"
+    return f"{stem}_{min(route.methods or ('GET',)).lower()}"
 
 
 def generate_document(app: FastAPI) -> bytes:

@@ -80,7 +80,7 @@ async def _forget_worker_threads() -> None:
     backend._threadpool_workers.set(set())
 
 
-def child(handler: Any, events: list[dict[str, Any]], random_state: object, snapshot: dict[str, Any]) -> None:
+def child(handler: Any, events: list[dict[str, Any]], random_state: tuple[Any, ...], snapshot: dict[str, Any]) -> None:
     random.setstate(random_state)  # as restored: the parent's state, not the fork's reseed
     handler.loop.run_until_complete(_forget_worker_threads())
     modules = set(sys.modules)

@@ -125,9 +125,10 @@ def scan(domains_package: str, reserved: Iterable[RouteSpec] = ()) -> Catalog:
         for name in discover_domains(domains_package):
             module_name = f"{domains_package}.{name}.{ROUTER_MODULE}"
             module, error = worker.submit(import_isolated, module_name).result()
-            if isinstance(error, KeyboardInterrupt):
-                # Raised on the worker thread, which never receives signals: the domain's
-                # own (a Ctrl-C lands on this thread, in ``result()``, and ends the build).
+            if isinstance(error, BaseException):
+                # A KeyboardInterrupt raised on the worker thread, which never receives
+                # signals, is the domain's own (a Ctrl-C lands on this thread, in
+                # ``result()``, and ends the build).
                 error = _import_problem(module_name, error)
             if error is not None:
                 problems.append(error)
