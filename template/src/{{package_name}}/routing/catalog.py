@@ -26,12 +26,20 @@ from starlette.routing import Host, Mount
 
 from .paths import may_overlap, template_segments
 
+# What a router without ``lifespan=`` has; with another FastAPI, every lifespan counts as declared.
+_DEFAULT_LIFESPANS: tuple[type, ...]
 try:
-    from fastapi.routing import _DefaultLifespan as _DEFAULT_LIFESPAN  # what a router without ``lifespan=`` has
-except ImportError:  # pragma: no cover - another FastAPI: every lifespan counts as declared
-    _DEFAULT_LIFESPAN = ()  # type: ignore[assignment,misc]
+    from fastapi.routing import _DefaultLifespan
+except ImportError:  # pragma: no cover
+    _DEFAULT_LIFESPANS = ()
+else:
+    _DEFAULT_LIFESPANS = (_DefaultLifespan,)
 
 ROUTER_MODULE = "router"
+# Context variables the standard library sets on first use in whatever context it runs in
+# (``decimal.getcontext()``): every request gets its own just the same, so they are no state
+# a domain's import leaves behind.
+_PER_CONTEXT_DEFAULTS = frozenset({"decimal_context"})
 ROUTER_ATTRIBUTE = "router"
 SERVICE_ROUTES = "the service's own routes"
 
@@ -183,9 +191,9 @@ def import_isolated(module_name: str) -> tuple[ModuleType | None, RouteProblem |
         return None, exc
     except BaseException as exc:  # even ``sys.exit()`` in a domain must fail the build, not end it
         return None, _import_problem(module_name, exc)
-    if len(context):
+    names = ", ".join(sorted(variable.name for variable in context if variable.name not in _PER_CONTEXT_DEFAULTS))
+    if names:
         module = importlib.import_module(module_name)
-        names = ", ".join(sorted(variable.name for variable in context))
         return None, RouteProblem(
             _call_location("set", _router_location(module)),
             f"{module_name} sets context variables while it is imported ({names}); a lazily "
@@ -198,9 +206,11 @@ def import_isolated(module_name: str) -> tuple[ModuleType | None, RouteProblem |
 def declares_lifespan(lifespan: object) -> bool:
     """Whether a router (or one it includes) was given ``lifespan=``: FastAPI merges every
     included router's lifespan into the app's, so eager routing runs it at startup."""
-    if isinstance(lifespan, _DEFAULT_LIFESPAN):
+    if isinstance(lifespan, _DEFAULT_LIFESPANS):
         return False  # only runs ``on_startup``/``on_shutdown``, refused on their own
-    merged = inspect.unwrap(lifespan)  # type: ignore[arg-type]
+    if not callable(lifespan):
+        return True
+    merged = inspect.unwrap(lifespan)
     if getattr(merged, "__name__", "") == "merged_lifespan" and getattr(merged, "__closure__", None):
         return any(declares_lifespan(cell.cell_contents) for cell in merged.__closure__)
     return True
