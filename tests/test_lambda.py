@@ -11,23 +11,22 @@ handler, no ``deploy/``, no tests, no dependency.
 from __future__ import annotations
 
 import calendar
-import importlib.util
 import os
 import shutil
 import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 import yaml
 
+from benchmarks.lambda_cold_start import runtime_api
+
 from support import ENV_PREFIX, PACKAGE, leftover_markup, render, run, sync, uv, uv_environment
 from support.postgres import PostgresServer
 
-RUNTIME_API = Path("tests") / "aws_lambda" / "runtime_api.py"
 SAM_TEMPLATE = Path("deploy") / "lambda" / "template.yaml"
 
 
@@ -36,16 +35,6 @@ def lambda_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = sync(render(tmp_path_factory.mktemp("lambda") / "acme-orders", deploy_targets=["lambda"]))
     assert "database: postgresql" in (project / ".copier-answers.yml").read_text()
     return project
-
-
-def load_runtime_api(project: Path) -> ModuleType:
-    """The rendered project's Runtime API helpers (standard library only), by path."""
-    spec = importlib.util.spec_from_file_location(f"runtime_api_{id(project)}", project / RUNTIME_API)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -204,7 +193,7 @@ def test_the_packaged_artifact_serves_events_once_unpacked(
     run([str(python), "-S", "-m", PACKAGE, "db", "upgrade"], cwd=tmp_path, env={**isolated, **production})
     assert postgres.psql("SELECT count(*) FROM alembic_version", database="lambda_artifact") == "1"
 
-    api = load_runtime_api(lambda_project)
+    api = runtime_api(lambda_project)
     runtime = api.LambdaRuntime(
         f"{PACKAGE}.lambda_handler.handler",
         log_path=tmp_path / "runtime.log",

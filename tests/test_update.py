@@ -123,7 +123,7 @@ def data_arguments(answers: dict[str, Any]) -> list[str]:
     return arguments
 
 
-def render(repo: Path, destination: Path, env: dict[str, str], ref: str, **answers: Any) -> Path:
+def render_release(repo: Path, destination: Path, env: dict[str, str], ref: str, **answers: Any) -> Path:
     """``copier copy`` of the template repository at ``ref``, tasks skipped."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     copier(
@@ -162,7 +162,7 @@ def copy_with_tasks(repo: Path, destination: Path, env: dict[str, str]) -> subpr
 
 def generate(repo: Path, destination: Path, env: dict[str, str], ref: str = "v0.1.0", **answers: Any) -> Path:
     """A project as a user starts it: rendered, then committed to its own repository."""
-    render(repo, destination, env, ref, **answers)
+    render_release(repo, destination, env, ref, **answers)
     git(destination, env, "init", "--quiet")
     commit_all(destination, env, f"Generate from the template {ref}")
     return destination
@@ -339,7 +339,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory, copier_env: dict[str
 @pytest.fixture(scope="session")
 def fresh_0_2_0(template_repo: Path, copier_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Release 0.2.0 rendered from nothing with the default answers."""
-    return files(render(template_repo, tmp_path_factory.mktemp("fresh") / "acme-orders", copier_env, "v0.2.0"))
+    return files(render_release(template_repo, tmp_path_factory.mktemp("fresh") / "acme-orders", copier_env, "v0.2.0"))
 
 
 # --- a project as a user edits it ----------------------------------------------------
@@ -562,9 +562,9 @@ def test_changing_deploy_targets_adds_and_removes_their_files(
 ) -> None:
     config = yaml.safe_load((template_repo / "copier.yml").read_text(encoding="utf-8"))
     targets = list(config["deploy_targets"]["choices"].values())
-    none = files(render(template_repo, tmp_path / "none" / "acme-orders", copier_env, "v0.1.0"))
+    none = files(render_release(template_repo, tmp_path / "none" / "acme-orders", copier_env, "v0.1.0"))
     every = files(
-        render(template_repo, tmp_path / "every" / "acme-orders", copier_env, "v0.1.0", deploy_targets=targets)
+        render_release(template_repo, tmp_path / "every" / "acme-orders", copier_env, "v0.1.0", deploy_targets=targets)
     )
     target_files = every.keys() - none.keys()
     if not target_files:
@@ -582,7 +582,9 @@ def test_changing_deploy_targets_adds_and_removes_their_files(
     # Without the targets, the database stays what it became: the data lives there now.
     update(project, copier_env, "v0.1.0", "--data", "deploy_targets=[]")
     assert files(project) == files(
-        render(template_repo, tmp_path / "none-postgresql" / "acme-orders", copier_env, "v0.1.0", database="postgresql")
+        render_release(
+            template_repo, tmp_path / "none-postgresql" / "acme-orders", copier_env, "v0.1.0", database="postgresql"
+        )
     )
     assert empty_directories(project) == []
 
@@ -609,7 +611,9 @@ def test_removing_lambda_takes_its_dependency_out_and_keeps_the_users(
     assert "mangum" not in pyproject and "awslambdaric" not in pyproject
     assert '"orjson",' in pyproject and '"hypothesis",' in pyproject
     # Exactly the template's file without the target, plus the user's two lines.
-    fresh = render(template_repo, tmp_path / "fresh" / "acme-orders", copier_env, "v0.1.0", database="postgresql")
+    fresh = render_release(
+        template_repo, tmp_path / "fresh" / "acme-orders", copier_env, "v0.1.0", database="postgresql"
+    )
     ours = [line for line in pyproject.splitlines() if line not in (fresh / "pyproject.toml").read_text().splitlines()]
     assert ours == ['    "orjson",', '    "hypothesis",']
 
@@ -682,7 +686,9 @@ def test_package_renamed_by_hand_as_documented_then_updates_cleanly(
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"] == "acme_shop"
     # Exactly what a service generated as acme_shop gets from 0.2.0.
     fresh = files(
-        render(template_repo, tmp_path / "fresh" / "acme-orders", copier_env, "v0.2.0", package_name="acme_shop")
+        render_release(
+            template_repo, tmp_path / "fresh" / "acme-orders", copier_env, "v0.2.0", package_name="acme_shop"
+        )
     )
     after = files(project)
     differing = sorted(path for path in fresh if after.get(path) != fresh[path])
@@ -715,7 +721,7 @@ def test_copy_refuses_tasks_unless_trusted(template_repo: Path, copier_env: dict
     assert "unsafe feature: tasks" in output(refused) and "--trust" in output(refused)
     assert not (tmp_path / "refused").exists()
 
-    render(template_repo, tmp_path / "skipped", copier_env, "v0.1.0")
+    render_release(template_repo, tmp_path / "skipped", copier_env, "v0.1.0")
     assert (tmp_path / "skipped" / "pyproject.toml").is_file()
     assert not (tmp_path / "skipped" / ".git").exists() and not (tmp_path / "skipped" / "uv.lock").exists()
 
