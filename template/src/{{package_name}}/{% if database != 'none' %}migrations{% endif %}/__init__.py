@@ -8,7 +8,6 @@ Lambda artifact can migrate with the code they run.
 from __future__ import annotations
 
 import importlib.util
-import logging
 from pathlib import Path
 
 from alembic import command
@@ -23,8 +22,6 @@ MIGRATIONS = Path(__file__).parent
 
 
 def config(settings: Settings) -> Config:
-    # Alembic announces each of its plugins at INFO; the migrations it runs are what matter.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     alembic = Config()
     alembic.set_main_option("script_location", str(MIGRATIONS))
     alembic.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
