@@ -171,7 +171,9 @@ def measure_snapstart(
     """A snapshot and two emulated restores (``snapstart_fork.py``): times in ms."""
     package = package_of(project)
     python = python or project / ".venv" / "bin" / "python"
-    settings = {f"{package.upper()}_ENVIRONMENT": "production", **(env or {})}
+    prefix = f"{package.upper()}_"
+    # The host is the one of the events snapstart_fork.py sends, whatever the caller allows.
+    settings = {f"{prefix}ENVIRONMENT": "production", **(env or {}), f"{prefix}ALLOWED_HOSTS": '["api.example.com"]'}
     completed = subprocess.run(
         [str(python), str(project / SNAPSTART_FORK), f"{package}.lambda_handler.handler", json.dumps(list(paths))],
         cwd=project,
