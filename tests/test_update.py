@@ -519,12 +519,12 @@ def test_deleted_files_stay_deleted(template_repo: Path, copier_env: dict[str, s
 
     # Saying so in the answers is the supported way to keep it gone for good (a recopy
     # renders the answers afresh); the update then only takes the domain's migration away too,
-    # the telemetry tests' requests to it and its routes from the build test's count.
+    # the telemetry tests' requests to it and its modules from the thread-pool test.
     update(project, copier_env, "v0.2.0", "--data", "example_domain=false")
     assert set(git(project, copier_env, "status", "--porcelain").splitlines()) == {
         " M .copier-answers.yml",
         " M tests/telemetry/test_telemetry.py",
-        " M tests/test_build.py",
+        " M tests/test_app.py",
         f" D {P_PKG}/migrations/versions/20261201_5e0c2d1a7b44_create_items.py",
     }
     assert not (project / P_ITEMS).exists()
