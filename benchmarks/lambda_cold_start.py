@@ -120,8 +120,7 @@ def measure_cold_start(
     package = package_of(project)
     prefix = package.upper() + "_"
     python = python or project / ".venv" / "bin" / "python"
-    # The host is the one of the events the runtime API sends, whatever the caller allows.
-    settings = {f"{prefix}ENVIRONMENT": "production", **(env or {}), f"{prefix}ALLOWED_HOSTS": '["api.example.com"]'}
+    settings = production_settings(prefix, env)
     out: dict[str, float | int | None] = {}
     with tempfile.TemporaryDirectory(prefix="lambda-bench-") as scratch:
         logs = Path(log_dir or scratch)
@@ -165,6 +164,12 @@ def measure_cold_start(
     return out
 
 
+def production_settings(prefix: str, env: Mapping[str, str] | None) -> dict[str, str]:
+    """The service's production settings, allowing the host of the events the Runtime API
+    and snapstart_fork.py send, whatever the caller allows."""
+    return {f"{prefix}ENVIRONMENT": "production", **(env or {}), f"{prefix}ALLOWED_HOSTS": '["api.example.com"]'}
+
+
 def measure_snapstart(
     project: Path, paths: Sequence[str], *, env: Mapping[str, str] | None = None, python: Path | None = None
 ) -> dict[str, float | int | None]:
@@ -172,8 +177,7 @@ def measure_snapstart(
     package = package_of(project)
     python = python or project / ".venv" / "bin" / "python"
     prefix = f"{package.upper()}_"
-    # The host is the one of the events snapstart_fork.py sends, whatever the caller allows.
-    settings = {f"{prefix}ENVIRONMENT": "production", **(env or {}), f"{prefix}ALLOWED_HOSTS": '["api.example.com"]'}
+    settings = production_settings(prefix, env)
     completed = subprocess.run(
         [str(python), str(project / SNAPSTART_FORK), f"{package}.lambda_handler.handler", json.dumps(list(paths))],
         cwd=project,
