@@ -14,9 +14,9 @@ import inspect
 import pkgutil
 import traceback
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -24,7 +24,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Host, Mount
 
-from .paths import may_overlap, template_segments
+from .paths import PathIndex, may_overlap, template_segments
 
 # What a router without ``lifespan=`` has; with another FastAPI, every lifespan counts as declared.
 _DEFAULT_LIFESPANS: tuple[type, ...]
@@ -58,7 +58,8 @@ class DomainSpec:
     module: str
     attribute: str
     prefix: str
-    routes: tuple[RouteSpec, ...]
+    # A tuple once scanned; a build's catalog decodes each domain's routes on first use.
+    routes: Sequence[RouteSpec]
     # Mounted when the app starts rather than on first use: its router has a lifespan
     # (eager runs it at startup) or routes whose own ``matches()`` decides what they serve.
     at_startup: bool = False
@@ -67,10 +68,20 @@ class DomainSpec:
 @dataclass(frozen=True)
 class Catalog:
     domains: tuple[DomainSpec, ...]
+    # Each domain's entries in the path index (``PathIndex.reduced``), which a build stores;
+    # computed from the routes when not given.
+    index: Mapping[str, Sequence[str]] | None = field(default=None, compare=False, hash=False)
 
     @property
     def route_count(self) -> int:
         return sum(len(domain.routes) for domain in self.domains)
+
+    def path_index(self) -> PathIndex:
+        index = self.index if self.index is not None else self.reduced_index()
+        return PathIndex((template, name) for name, templates in index.items() for template in templates)
+
+    def reduced_index(self) -> dict[str, list[str]]:
+        return PathIndex((route.path, domain.name) for domain in self.domains for route in domain.routes).reduced()
 
 
 @dataclass(frozen=True)

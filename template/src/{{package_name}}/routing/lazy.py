@@ -8,6 +8,7 @@ only. Its state lives on the route object, so two apps in one process are indepe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import copy
@@ -33,8 +34,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, replace_params
 from starlette.types import Lifespan, Receive, Scope, Send
 
-from .catalog import DomainSpec, RouteSpec
-from .paths import PathIndex
+from .catalog import Catalog, DomainSpec, RouteSpec
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ RETRY_MAX_SECONDS = 60.0
 
 
 class DomainChanged(Exception):
-    """The domain's code no longer declares the routes this process advertises."""
+    """The domain's code is not the code this process advertises (its routes or its files
+    changed since the build)."""
 
 
 @dataclass
@@ -95,10 +96,15 @@ def route_specs(routes: Sequence[BaseRoute]) -> tuple[RouteSpec, ...]:
 
 
 class LazyDomains(BaseRoute):
-    def __init__(self, app: FastAPI, domains: Sequence[DomainSpec]) -> None:
+    """``verify``, given a domain's name, raises if the domain's files are not the ones
+    the catalog was read from; it is called before each domain is imported and, after
+    startup, for every domain not mounted yet (a build leaves the domains' files to it)."""
+
+    def __init__(self, app: FastAPI, catalog: Catalog, verify: Callable[[str], None] | None = None) -> None:
         self._app = app
-        self._domains = {domain.name: domain for domain in domains}
-        self._index = PathIndex((route.path, domain.name) for domain in domains for route in domain.routes)
+        self._domains = {domain.name: domain for domain in catalog.domains}
+        self._index = catalog.path_index()
+        self._verify = verify
         self._mounted: dict[str, list[BaseRoute]] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._patterns: dict[str, list[_Pattern]] = {}
@@ -117,6 +123,11 @@ class LazyDomains(BaseRoute):
     @property
     def at_startup(self) -> tuple[DomainSpec, ...]:
         return tuple(domain for domain in self._domains.values() if domain.at_startup)
+
+    @property
+    def needs_lifespan(self) -> bool:
+        """Whether ``lifespan()`` has work to do: domains to mount at startup, or files to verify."""
+        return bool(self.at_startup) or self._verify is not None
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """The answer the domain's own routes would give, so that the router's 405s and
@@ -228,11 +239,20 @@ class LazyDomains(BaseRoute):
         error = f"{type(exc).__name__}: {exc}"
         failure = self._failures[name] = _Failure(error, attempts, time.monotonic() + delay)
         if previous is None or previous.error != error:
-            # Once per distinct error: retries that fail alike add nothing to the log.
-            logger.error("domain %r cannot be mounted; retrying in %.0f s at the earliest", name, delay, exc_info=exc)
+            # Once per distinct error: retries that fail alike add nothing to the log. A
+            # changed domain's message says it all; another error needs its traceback.
+            changed = isinstance(exc, DomainChanged)
+            logger.error(
+                "domain %r cannot be mounted%s; retrying in %.0f s at the earliest",
+                name,
+                f": {exc}" if changed else "",
+                delay,
+                exc_info=None if changed else exc,
+            )
         return failure
 
     def build_routes(self, domain: DomainSpec) -> list[BaseRoute]:
+        self._verify_files(domain.name)
         # A detached copy of the app's router carries everything an include inherits
         # (dependencies, responses, default response class, the dependency-overrides
         # provider), so the domain is built exactly as ``app.include_router`` would build
@@ -253,7 +273,8 @@ class LazyDomains(BaseRoute):
     def lifespan(self, original: Lifespan[Any]) -> Callable[[Any], Any]:
         """``original`` followed by mounting the domains that must be mounted at startup and
         entering their routers' lifespans, in the order and with the merged state of
-        ``app.include_router`` (the app's state wins a name both set)."""
+        ``app.include_router`` (the app's state wins a name both set); then, off the
+        request path, verifying the files of the domains not mounted yet."""
 
         @asynccontextmanager
         async def lifespan(app: Any) -> AsyncIterator[Mapping[str, Any] | None]:
@@ -268,6 +289,9 @@ class LazyDomains(BaseRoute):
                     self._mounted[domain.name] = outcome
                     router = import_router(domain)
                     states.append(await stack.enter_async_context(router.lifespan_context(app)))
+                if self._verify is not None:
+                    verification = asyncio.create_task(self._refuse_changed_domains())
+                    stack.push_async_callback(_awaited, verification)
                 if original_state is None and all(state is None for state in states):
                     yield None
                 else:
@@ -277,6 +301,38 @@ class LazyDomains(BaseRoute):
                     yield {**merged, **(original_state or {})}
 
         return lifespan
+
+    async def _refuse_changed_domains(self) -> None:
+        """Verify every domain not mounted yet, so that a domain whose files changed since
+        the build is reported now (and answered 503 from now on), not at its first request."""
+        changed = await anyio.to_thread.run_sync(self._changed_domains)
+        for name, exc in changed.items():
+            if name not in self._mounted:
+                self._failed(name, exc)
+        if changed:
+            logger.critical(
+                "the code of %d domain(s) differs from the build (%s); they answer 503 until the "
+                "service is rebuilt and restarted",
+                len(changed),
+                ", ".join(sorted(changed)),
+            )
+
+    def _changed_domains(self) -> dict[str, DomainChanged]:
+        changed = {}
+        for name in [name for name in self._domains if name not in self._mounted]:
+            try:
+                self._verify_files(name)
+            except DomainChanged as exc:
+                changed[name] = exc
+        return changed
+
+    def _verify_files(self, name: str) -> None:
+        if self._verify is None:
+            return
+        try:
+            self._verify(name)
+        except Exception as exc:
+            raise DomainChanged(f"{exc}; rebuild and restart the service") from exc
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         # Answered from the catalog, so ``url_for`` works for domains not loaded yet.
@@ -295,6 +351,10 @@ class LazyDomains(BaseRoute):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(domains={len(self._domains)}, mounted={len(self._mounted)})"
+
+
+async def _awaited(task: asyncio.Task[None]) -> None:
+    await task
 
 
 def _unavailable(failure: _Failure) -> HTTPException:

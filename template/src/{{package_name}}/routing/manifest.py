@@ -12,6 +12,13 @@ directory's time moves whenever an entry is added to it, removed or renamed), wi
 directory listed. Otherwise, one walk of the package lists what is there now, and only the
 files whose time moved are hashed and compared with the content digests kept in a separate
 file (a fresh checkout, a touched file, a new ``__pycache__`` are not stale).
+
+A production service routing lazily checks less at startup, so that a thousand domains
+cost what none do: the files outside the domains, and one ``stat`` per domain directory
+(any file added, removed or renamed in a domain moves it). Each domain's own files are
+checked right before the domain is imported, and for every domain just after startup
+(``Build.verify_domain``, called by lazy routing), so no changed code is ever served. The
+manifest keeps each domain's routes and files as JSON text, decoded only when needed.
 """
 
 from __future__ import annotations
@@ -24,15 +31,16 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from .catalog import Catalog, DomainSpec, RouteSpec
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST_FILE = "manifest.json"
 FINGERPRINT_FILE = "fingerprint.json"
 OPENAPI_FILE = "openapi.json"
@@ -93,10 +101,46 @@ class BuildInfo:
 
 
 @dataclass(frozen=True)
+class DomainFiles:
+    """A domain's files as the build recorded them, checked apart from the package's."""
+
+    directory: str  # relative to the package
+    mtime_ns: int  # of ``directory``
+    encoded: str  # JSON: [Listing, Directories] of the files and directories under it
+
+    @cached_property
+    def recorded(self) -> tuple[Listing, Directories]:
+        sources, directories = json.loads(self.encoded)
+        return sources, directories
+
+
+@dataclass(frozen=True)
 class Build:
     directory: Path
     info: BuildInfo
     catalog: Catalog
+    # The domains whose files ``load_build(defer_domains=True)`` left to ``verify_domain``.
+    deferred: Mapping[str, DomainFiles] = field(default_factory=dict)
+    walked_at_ns: int = 0
+
+    def verify_domain(self, name: str) -> None:
+        """Raise ``BuildStale`` unless domain ``name``'s files are the ones built (a no-op
+        for a domain verified with the package)."""
+        files = self.deferred.get(name)
+        if files is None:
+            return
+        package_root = self.directory.parent
+        sources, directories = files.recorded
+        if _unchanged(package_root, sources, directories, self.walked_at_ns):
+            return
+        listing = _listing(package_root, files.directory)
+        if listing == sources:
+            return
+        under = f"{files.directory}/"
+        recorded = {path: entry for path, entry in _read_fingerprint(self.directory).items() if path.startswith(under)}
+        changed = _changes(package_root, listing, recorded)
+        if changed:
+            raise BuildStale(f"domain {name!r} changed since the build ({_listed(changed)})")
 
     def read_openapi(self) -> bytes:
         return self._read_openapi()[0]
@@ -162,12 +206,32 @@ def write_build(
     )
     walked_at_ns = time.time_ns()
     sources = fingerprint(package_root)
+    listing: Listing = {path: [size, mtime_ns] for path, (size, mtime_ns, _) in sources.items()}
+    directories = _directories(package_root)
+    index = catalog.reduced_index()
+    domains = []
+    for domain in catalog.domains:
+        entry: dict[str, object] = {
+            "name": domain.name,
+            "module": domain.module,
+            "attribute": domain.attribute,
+            "prefix": domain.prefix,
+            "at_startup": domain.at_startup,
+            "index": index[domain.name],
+            "routes": json.dumps([[route.path, route.methods, route.name, route.websocket] for route in domain.routes]),
+        }
+        under = _domain_directory(domain)
+        if under in directories:
+            files, subdirectories = _taken(listing, under), _taken(directories, under)
+            entry.update(directory=under, mtime_ns=subdirectories[under], files=json.dumps([files, subdirectories]))
+        domains.append(entry)
     manifest = {
         **asdict(info),
-        "sources": {path: [size, mtime_ns] for path, (size, mtime_ns, _) in sources.items()},
-        "directories": _directories(package_root),
+        # The files and directories outside the domains' directories.
+        "sources": listing,
+        "directories": directories,
         "walked_at_ns": walked_at_ns,
-        "domains": [asdict(domain) for domain in catalog.domains],
+        "domains": domains,
     }
     staging = Path(tempfile.mkdtemp(prefix=f"{BUILD_DIRECTORY}.", suffix=".new", dir=package_root))
     try:
@@ -244,8 +308,10 @@ def read_manifest(directory: Path) -> tuple[Path, bytes]:
         raise BuildCorrupt(f"{compressed} is unreadable (zlib: {exc})") from None
 
 
-def load_build(package_root: Path) -> Build:
-    """Load the build, checking that it is complete and matches the code."""
+def load_build(package_root: Path, *, defer_domains: bool = False) -> Build:
+    """Load the build, checking that it is complete and matches the code; with
+    ``defer_domains``, each domain's own files are left to ``Build.verify_domain`` unless
+    its directory changed (then it is verified now)."""
     directory = build_directory(package_root)
     path, raw = read_manifest(directory)
     try:
@@ -253,8 +319,18 @@ def load_build(package_root: Path) -> Build:
         if manifest.get("format") != FORMAT_VERSION:
             raise BuildCorrupt(f"{path} has format {manifest.get('format')!r}, expected {FORMAT_VERSION}")
         info = BuildInfo(**{key: manifest[key] for key in BuildInfo.__dataclass_fields__})
-        recorded_sources = manifest["sources"]
-        catalog = Catalog(tuple(_domain(entry) for entry in manifest["domains"]))
+        sources: Listing = manifest["sources"]
+        directories: Directories = manifest["directories"]
+        walked_at_ns: int = manifest["walked_at_ns"]
+        entries = manifest["domains"]
+        catalog = Catalog(
+            tuple(_domain(entry) for entry in entries), index={entry["name"]: entry["index"] for entry in entries}
+        )
+        files = {
+            entry["name"]: DomainFiles(entry["directory"], entry["mtime_ns"], entry["files"])
+            for entry in entries
+            if "directory" in entry
+        }
     except BuildError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -263,24 +339,56 @@ def load_build(package_root: Path) -> Build:
     openapi = directory / info.openapi_file
     if not openapi.is_file() or openapi.stat().st_size != info.stored_openapi_bytes:
         raise BuildCorrupt(f"{openapi} is missing or truncated")
-    if _unchanged(package_root, recorded_sources, manifest.get("directories"), manifest.get("walked_at_ns")):
+    if defer_domains:
+        deferred = Build(directory, info, catalog, files, walked_at_ns)
+        apart = [domain.directory for domain in files.values()]
+        if _unchanged(package_root, sources, directories, walked_at_ns, apart):
+            for name in _moved(package_root, files, walked_at_ns):
+                deferred.verify_domain(name)
+            return deferred
+    try:
+        for domain in files.values():
+            domain_sources, domain_directories = domain.recorded
+            sources = {**sources, **domain_sources}
+            directories = {**directories, **domain_directories}
+    except (ValueError, TypeError) as exc:
+        raise BuildCorrupt(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
+    if not defer_domains and _unchanged(package_root, sources, directories, walked_at_ns):
         return Build(directory, info, catalog)
     listing = _listing(package_root)
-    if listing == recorded_sources:
+    if listing == sources:
         return Build(directory, info, catalog)
     changed = _changes(package_root, listing, _read_fingerprint(directory))
     if changed:
-        listed = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-        raise BuildStale(f"the code changed since the build ({listed})")
+        raise BuildStale(f"the code changed since the build ({_listed(changed)})")
     return Build(directory, info, catalog)
 
 
-def _unchanged(package_root: Path, sources: Listing, directories: object, walked_at_ns: object) -> bool:
+def _listed(paths: Sequence[str]) -> str:
+    return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+
+
+def _moved(package_root: Path, domains: Mapping[str, DomainFiles], walked_at_ns: int) -> Iterator[str]:
+    """The domains whose directory's time moved (or is too recent to be trusted)."""
+    settled_ns = walked_at_ns - _RACY_NS
+    root = str(package_root)
+    stat = os.stat
+    for name, domain in domains.items():
+        try:
+            moved = domain.mtime_ns >= settled_ns or stat(f"{root}/{domain.directory}").st_mtime_ns != domain.mtime_ns
+        except OSError:
+            moved = True
+        if moved:
+            yield name
+
+
+def _unchanged(
+    package_root: Path, sources: Listing, directories: Directories, walked_at_ns: int, elsewhere: Iterable[str] = ()
+) -> bool:
     """True if no recorded file moved and every directory holds what it held: one ``stat``
     per file and per directory, and a listing only of a directory whose time moved (a new
-    ``__pycache__``, say) or is too recent to be trusted."""
-    if not isinstance(directories, dict) or not isinstance(walked_at_ns, int):
-        return False  # a build without directory times: the walk decides
+    ``__pycache__``, say) or is too recent to be trusted. ``elsewhere`` names directories
+    checked apart, which only count as entries of their parents here."""
     settled_ns = walked_at_ns - _RACY_NS
     root = str(package_root)
     stat = os.stat
@@ -298,9 +406,9 @@ def _unchanged(package_root: Path, sources: Listing, directories: object, walked
                 return False
         if moved:
             expected: dict[str, set[str]] = {path: set() for path in directories}
-            for path in (*sources, *directories):
-                if path:
-                    parent, _, name = path.rpartition("/")
+            for path in (*sources, *directories, *elsewhere):
+                parent, _, name = path.rpartition("/")
+                if path and parent in expected:
                     expected[parent].add(name)
             return all(_entries(f"{root}/{path}") == expected[path] for path in moved)
     except (OSError, TypeError, ValueError, KeyError):
@@ -342,14 +450,19 @@ def _read_fingerprint(directory: Path) -> Fingerprint:
         raise BuildCorrupt(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def _listing(package_root: Path) -> Listing:
-    """Size and modification time of every Python file of the package, but the build's."""
+def _listing(package_root: Path, under: str = "") -> Listing:
+    """Size and modification time of every Python file of the package (or of its directory
+    ``under``), but the build's."""
     found: Listing = {}
     # Plain strings rather than Paths: this walk runs at every production start.
-    pending = [(str(package_root), "")]
+    pending = [(f"{package_root}/{under}" if under else str(package_root), f"{under}/" if under else "")]
     while pending:
         directory, prefix = pending.pop()
-        with os.scandir(directory) as entries:
+        try:
+            scanned = os.scandir(directory)
+        except FileNotFoundError:
+            continue  # a directory removed since the build: its files are missing
+        with scanned as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in (BUILD_DIRECTORY, "__pycache__"):
@@ -379,19 +492,64 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _domain_directory(domain: DomainSpec) -> str:
+    """``svc.domains.items.router`` -> ``domains/items``: the package the router module is in."""
+    return "/".join(domain.module.split(".")[1:-1])
+
+
+def _taken(recorded: dict[str, Any], directory: str) -> dict[str, Any]:
+    """The entries of ``recorded`` at or under ``directory``, removed from it."""
+    taken = {path: value for path, value in recorded.items() if path == directory or path.startswith(f"{directory}/")}
+    for path in taken:
+        del recorded[path]
+    return taken
+
+
 def _domain(entry: dict[str, Any]) -> DomainSpec:
-    routes = tuple(
-        RouteSpec(path=route["path"], methods=tuple(route["methods"]), name=route["name"], websocket=route["websocket"])
-        for route in entry["routes"]
-    )
+    if not isinstance(entry["routes"], str):
+        raise TypeError("a domain's routes are stored as JSON text")
     return DomainSpec(
         name=entry["name"],
         module=entry["module"],
         attribute=entry["attribute"],
         prefix=entry["prefix"],
-        routes=routes,
+        routes=StoredRoutes(entry["routes"]),
         at_startup=entry["at_startup"],
     )
+
+
+class StoredRoutes(Sequence[RouteSpec]):
+    """A domain's routes as the build stores them, decoded on first use: a production start
+    reads a thousand domains without building an object for any of their routes."""
+
+    def __init__(self, encoded: str) -> None:
+        self._encoded = encoded
+
+    @cached_property
+    def _routes(self) -> tuple[RouteSpec, ...]:
+        return tuple(
+            RouteSpec(path, tuple(methods), name, websocket)
+            for path, methods, name, websocket in json.loads(self._encoded)
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> RouteSpec: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RouteSpec]: ...
+    def __getitem__(self, index: int | slice) -> RouteSpec | Sequence[RouteSpec]:
+        return self._routes[index]
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and self._routes == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self._routes)
+
+    def __repr__(self) -> str:
+        return repr(self._routes)
 
 
 def remove_build(package_root: Path) -> bool:

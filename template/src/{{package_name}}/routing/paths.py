@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 PARAM = "{}"  # one path segment, whatever its converter
 REST = "{...}"  # a ``{name:path}`` parameter: the rest of the path
@@ -17,6 +17,12 @@ def template_segments(path: str) -> tuple[str, ...]:
             break
         segments.append(PARAM if "{" in segment else segment)
     return tuple(segments)
+
+
+def segments_template(segments: tuple[str, ...]) -> str:
+    """The inverse of ``template_segments``, up to the parameters' names and converters."""
+    names = {PARAM: "{p}", REST: "{p:path}"}
+    return "/" + "/".join(names.get(segment, segment) for segment in segments)
 
 
 def may_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -80,3 +86,41 @@ class PathIndex:
 
     def lookup(self, path: str) -> str | None:
         return self._root.find(path.split("/")[1:], 0)
+
+    def reduced(self) -> dict[str, list[str]]:
+        """Each owner's templates for a smaller index that finds the same owner for every
+        path one of the owner's routes can match (what a build stores, so that startup
+        indexes one entry per domain rather than one per route).
+
+        A branch that only one owner's routes reach becomes one ``/prefix/{p:path}`` entry,
+        unless a parameter at a shallower level could also claim a path under it (the
+        search would have backtracked to that parameter). A path under the branch that no
+        route matches then finds the owner instead of nobody, and the owner's own route
+        matching answers it as before."""
+        reduced: dict[str, list[str]] = {}
+        for segments, owner in _reduced(self._root, (), exclusive=True):
+            reduced.setdefault(owner, []).append(segments_template(segments))
+        return reduced
+
+
+def _reduced(node: _Node, segments: tuple[str, ...], *, exclusive: bool) -> Iterator[tuple[tuple[str, ...], str]]:
+    owners = _owners(node)
+    if exclusive and segments and len(owners) == 1:
+        yield (*segments, REST), owners.pop()
+        return
+    if node.owner is not None:
+        yield segments, node.owner
+    if node.rest is not None:
+        yield (*segments, REST), node.rest
+    alone = exclusive and node.param is None and node.rest is None
+    for segment, child in node.literal.items():
+        yield from _reduced(child, (*segments, segment), exclusive=alone)
+    if node.param is not None:
+        yield from _reduced(node.param, (*segments, PARAM), exclusive=exclusive and node.rest is None)
+
+
+def _owners(node: _Node) -> set[str]:
+    owners = {owner for owner in (node.owner, node.rest) if owner is not None}
+    for child in (*node.literal.values(), *((node.param,) if node.param else ())):
+        owners |= _owners(child)
+    return owners
