@@ -102,16 +102,15 @@ class BuildInfo:
 
 @dataclass(frozen=True)
 class DomainFiles:
-    """A domain's files as the build recorded them, checked apart from the package's."""
+    """Where a domain's files are, checked apart from the package's (the files themselves
+    are read from the fingerprint when they are first checked)."""
 
     directory: str  # relative to the package
-    mtime_ns: int  # of ``directory``
-    encoded: str  # JSON: [Listing, Directories] of the files and directories under it
+    directories: Directories  # ``directory`` and every directory under it
 
-    @cached_property
-    def recorded(self) -> tuple[Listing, Directories]:
-        sources, directories = json.loads(self.encoded)
-        return sources, directories
+    @property
+    def mtime_ns(self) -> int:
+        return self.directories[self.directory]
 
 
 @dataclass(frozen=True)
@@ -130,17 +129,30 @@ class Build:
         if files is None:
             return
         package_root = self.directory.parent
-        sources, directories = files.recorded
-        if _unchanged(package_root, sources, directories, self.walked_at_ns):
+        recorded = self._deferred_files[name]
+        if _unchanged(package_root, recorded, files.directories, self.walked_at_ns):
             return
         listing = _listing(package_root, files.directory)
-        if listing == sources:
+        if listing == _as_listing(recorded):
             return
-        under = f"{files.directory}/"
-        recorded = {path: entry for path, entry in _read_fingerprint(self.directory).items() if path.startswith(under)}
         changed = _changes(package_root, listing, recorded)
         if changed:
             raise BuildStale(f"domain {name!r} changed since the build ({_listed(changed)})")
+
+    @cached_property
+    def _deferred_files(self) -> dict[str, Fingerprint]:
+        """The recorded files of each deferred domain, from the fingerprint (read once)."""
+        owners = {files.directory: name for name, files in self.deferred.items()}
+        depths = {directory.count("/") + 1 for directory in owners}
+        grouped: dict[str, Fingerprint] = {name: {} for name in self.deferred}
+        for path, entry in _read_fingerprint(self.directory).items():
+            parts = path.split("/")
+            for depth in depths:
+                owner = owners.get("/".join(parts[:depth])) if len(parts) > depth else None
+                if owner is not None:
+                    grouped[owner][path] = entry
+                    break
+        return grouped
 
     def read_openapi(self) -> bytes:
         return self._read_openapi()[0]
@@ -206,7 +218,7 @@ def write_build(
     )
     walked_at_ns = time.time_ns()
     sources = fingerprint(package_root)
-    listing: Listing = {path: [size, mtime_ns] for path, (size, mtime_ns, _) in sources.items()}
+    listing = _as_listing(sources)
     directories = _directories(package_root)
     index = catalog.reduced_index()
     domains = []
@@ -222,8 +234,9 @@ def write_build(
         }
         under = _domain_directory(domain)
         if under in directories:
-            files, subdirectories = _taken(listing, under), _taken(directories, under)
-            entry.update(directory=under, mtime_ns=subdirectories[under], files=json.dumps([files, subdirectories]))
+            # Its files are left to the fingerprint: a production start does not read them.
+            _taken(listing, under)
+            entry.update(directory=under, directories=_taken(directories, under))
         domains.append(entry)
     manifest = {
         **asdict(info),
@@ -327,7 +340,7 @@ def load_build(package_root: Path, *, defer_domains: bool = False) -> Build:
             tuple(_domain(entry) for entry in entries), index={entry["name"]: entry["index"] for entry in entries}
         )
         files = {
-            entry["name"]: DomainFiles(entry["directory"], entry["mtime_ns"], entry["files"])
+            entry["name"]: DomainFiles(entry["directory"], entry["directories"])
             for entry in entries
             if "directory" in entry
         }
@@ -346,19 +359,15 @@ def load_build(package_root: Path, *, defer_domains: bool = False) -> Build:
             for name in _moved(package_root, files, walked_at_ns):
                 deferred.verify_domain(name)
             return deferred
-    try:
-        for domain in files.values():
-            domain_sources, domain_directories = domain.recorded
-            sources = {**sources, **domain_sources}
-            directories = {**directories, **domain_directories}
-    except (ValueError, TypeError) as exc:
-        raise BuildCorrupt(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
-    if not defer_domains and _unchanged(package_root, sources, directories, walked_at_ns):
+    recorded = _read_fingerprint(directory)  # every file, the domains' too
+    for domain in files.values():
+        directories = {**directories, **domain.directories}
+    if not defer_domains and _unchanged(package_root, recorded, directories, walked_at_ns):
         return Build(directory, info, catalog)
     listing = _listing(package_root)
-    if listing == sources:
+    if listing == _as_listing(recorded):
         return Build(directory, info, catalog)
-    changed = _changes(package_root, listing, _read_fingerprint(directory))
+    changed = _changes(package_root, listing, recorded)
     if changed:
         raise BuildStale(f"the code changed since the build ({_listed(changed)})")
     return Build(directory, info, catalog)
@@ -383,7 +392,11 @@ def _moved(package_root: Path, domains: Mapping[str, DomainFiles], walked_at_ns:
 
 
 def _unchanged(
-    package_root: Path, sources: Listing, directories: Directories, walked_at_ns: int, elsewhere: Iterable[str] = ()
+    package_root: Path,
+    sources: Mapping[str, Sequence[Any]],
+    directories: Directories,
+    walked_at_ns: int,
+    elsewhere: Iterable[str] = (),
 ) -> bool:
     """True if no recorded file moved and every directory holds what it held: one ``stat``
     per file and per directory, and a listing only of a directory whose time moved (a new
@@ -398,7 +411,7 @@ def _unchanged(
             for path, mtime_ns in directories.items()
             if mtime_ns >= settled_ns or stat(f"{root}/{path}").st_mtime_ns != mtime_ns
         ]
-        for path, (size, mtime_ns) in sources.items():
+        for path, (size, mtime_ns, *_) in sources.items():
             if mtime_ns >= settled_ns:
                 return False
             status = stat(f"{root}/{path}")
@@ -438,6 +451,10 @@ def _changes(package_root: Path, listing: Listing, recorded: Fingerprint) -> lis
         if size != recorded_size or (mtime_ns != recorded_mtime_ns and _sha256(package_root / path) != digest):
             changed.append(path)
     return changed
+
+
+def _as_listing(recorded: Fingerprint) -> Listing:
+    return {path: [size, mtime_ns] for path, (size, mtime_ns, _) in recorded.items()}
 
 
 def _read_fingerprint(directory: Path) -> Fingerprint:
