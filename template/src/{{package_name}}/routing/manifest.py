@@ -230,7 +230,10 @@ def write_build(
             "prefix": domain.prefix,
             "at_startup": domain.at_startup,
             "index": index[domain.name],
-            "routes": json.dumps([[route.path, route.methods, route.name, route.websocket] for route in domain.routes]),
+            "routes": json.dumps(
+                [[route.path, route.methods, route.name, route.websocket] for route in domain.routes],
+                separators=(",", ":"),
+            ),
         }
         under = _domain_directory(domain)
         if under in directories:
