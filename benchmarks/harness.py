@@ -99,6 +99,9 @@ class Configuration:
     expected_operations: int = 0
     project: Path | None = None  # the rendered service, for measurements that need it
     floor: str = FLOOR  # the id of the configuration its ratios are against; a floor is its own
+    # Python's arguments to serve it as it ships (the service's image runs its ``serve``
+    # command), the port appended; empty: the driver runs ``target`` under uvicorn.Server.
+    serve_arguments: tuple[str, ...] = ()
 
     @property
     def is_floor(self) -> bool:
@@ -377,7 +380,9 @@ def count_operations(document: bytes) -> int:
 class UvicornSession:
     """Real uvicorn on a real socket: process start to the first 200 from ``/health/ready``,
     then over HTTP the first request to a cold domain, to a second one, and the first
-    ``/openapi.json``; the peak RSS of the server process at the end."""
+    ``/openapi.json``; the peak RSS of the server process at the end. Each configuration is
+    served as it ships: the service by its own ``serve`` command, the others (which have
+    none) under ``uvicorn.Server``, as ``uvicorn module:app`` would."""
 
     name = "uvicorn"
     heavy = False
@@ -391,9 +396,13 @@ class UvicornSession:
         port = free_port()
         log_path = _log_path(context, config, "uvicorn")
         stderr = log_path.open("wb")
+        if config.serve_arguments:
+            command = [str(config.python), "-I", *config.serve_arguments, str(port)]
+        else:
+            command = _driver_command(config, context, {"mode": "serve", "port": port})
         start = time.perf_counter()
         process = subprocess.Popen(
-            _driver_command(config, context, {"mode": "serve", "port": port}),
+            command,
             cwd=config.cwd,
             env=dict(config.env),
             stdout=subprocess.DEVNULL,
@@ -604,6 +613,7 @@ def configurations(workspace: Workspace, kinds: tuple[str, ...] = ALL_KINDS) -> 
                     expected_operations=count * generator.ENDPOINTS_PER_DOMAIN,
                     project=service.root,
                     floor=spec.floor,
+                    serve_arguments=("-m", PACKAGE, "serve", "--host", "127.0.0.1", "--port"),
                 )
             )
         if LAZYROUTER in kinds and workspace.lazyrouter_python is not None and workspace.lazyrouter_root is not None:
