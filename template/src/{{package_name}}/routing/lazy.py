@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 # with each failed retry: a broken domain is not re-imported in a tight loop.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+# The files of the domains not mounted yet are verified this long after startup: not while
+# the first readiness probes and requests arrive, which it would compete with (a domain's
+# files are verified before it is imported anyway; this only reports a change early).
+VERIFY_AFTER_SECONDS = 1.0
 
 
 class DomainChanged(Exception):
@@ -291,7 +295,7 @@ class LazyDomains(BaseRoute):
                     states.append(await stack.enter_async_context(router.lifespan_context(app)))
                 if self._verify is not None:
                     verification = asyncio.create_task(self._refuse_changed_domains())
-                    stack.push_async_callback(_awaited, verification)
+                    stack.push_async_callback(_cancelled, verification)
                 if original_state is None and all(state is None for state in states):
                     yield None
                 else:
@@ -305,6 +309,7 @@ class LazyDomains(BaseRoute):
     async def _refuse_changed_domains(self) -> None:
         """Verify every domain not mounted yet, so that a domain whose files changed since
         the build is reported now (and answered 503 from now on), not at its first request."""
+        await anyio.sleep(VERIFY_AFTER_SECONDS)
         changed = await anyio.to_thread.run_sync(self._changed_domains)
         for name, exc in changed.items():
             if name not in self._mounted:
@@ -353,8 +358,10 @@ class LazyDomains(BaseRoute):
         return f"{type(self).__name__}(domains={len(self._domains)}, mounted={len(self._mounted)})"
 
 
-async def _awaited(task: asyncio.Task[None]) -> None:
-    await task
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()  # a shutdown does not wait for the verification (a running one finishes)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _unavailable(failure: _Failure) -> HTTPException:
