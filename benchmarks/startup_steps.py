@@ -80,7 +80,12 @@ def _run(workdir: Path, kind: str, domains: int) -> tuple[Steps, dict[str, int]]
     service = workdir / f"service-none-d{domains}"
     # As the harness runs its children: production, and no machine-wide CA override.
     env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
-    env.update(BENCH_SERVICE_ENVIRONMENT="production", BENCH_SERVICE_ROUTING="lazy", PYTHONPATH=str(workdir / "floor"))
+    env.update(
+        BENCH_SERVICE_ENVIRONMENT="production",
+        BENCH_SERVICE_ALLOWED_HOSTS='["127.0.0.1"]',  # production refuses to start without it
+        BENCH_SERVICE_ROUTING="lazy",
+        PYTHONPATH=str(workdir / "floor"),
+    )
     completed = subprocess.run(
         [str(service / ".venv" / "bin" / "python"), __file__, "--child", kind],
         cwd=service,
