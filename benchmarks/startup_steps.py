@@ -6,7 +6,9 @@ WORKDIR is a ``run.py --workdir`` kept from a run (``--keep``): its ``floor`` pa
 ``service-none-d<D>`` services. Each run starts one fresh process per configuration
 (interleaved), which imports, creates the app and runs the lifespan startup step by step,
 reading ``time.process_time()`` around each step: CPU time, which the load of a shared
-machine disturbs far less than wall time. Prints the median of each step.
+machine disturbs far less than wall time. Prints the median of each step, and of the
+resident memory at ready (``VmRSS`` once the lifespan startup is complete) and at the end
+(``VmHWM``, the peak, once the work started after ready, the warm-up, is done too).
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from typing import Any
 Steps = list[tuple[str, float]]
 
 
-def _child(kind: str) -> Steps:
+def _memory_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+def _child(kind: str) -> tuple[Steps, dict[str, int]]:
     marks: Steps = [("interpreter start", time.process_time())]
 
     def step(name: str, function: Any) -> Any:
@@ -37,8 +46,8 @@ def _child(kind: str) -> Steps:
     step("import fastapi", lambda: importlib.import_module("fastapi"))
     step("import uvicorn", lambda: importlib.import_module("uvicorn"))
     step("import pydantic_settings", lambda: importlib.import_module("pydantic_settings"))
+    memory: dict[str, int] = {}
     if kind == "service":
-        step("import httpx2", lambda: importlib.import_module("httpx2"))
         step("import bench_service.settings", lambda: importlib.import_module("bench_service.settings"))
         step("import bench_service.telemetry", lambda: importlib.import_module("bench_service.telemetry"))
         module = step("import the rest of bench_service.app", lambda: importlib.import_module("bench_service.app"))
@@ -57,21 +66,23 @@ def _child(kind: str) -> Steps:
         await to_app.put({"type": "lifespan.startup"})
         await from_app.get()
         marks.append(("lifespan startup", time.process_time() - start))
+        memory["rss at ready"] = _memory_kib("VmRSS")
         await to_app.put({"type": "lifespan.shutdown"})
         await from_app.get()
         await task
 
     asyncio.run(lifespan())
-    return marks
+    memory["peak rss at the end"] = _memory_kib("VmHWM")
+    return marks, memory
 
 
-def _run(workdir: Path, kind: str, domains: int) -> Steps:
+def _run(workdir: Path, kind: str, domains: int) -> tuple[Steps, dict[str, int]]:
     service = workdir / f"service-none-d{domains}"
     # As the harness runs its children: production, and no machine-wide CA override.
     env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
     env.update(
         BENCH_SERVICE_ENVIRONMENT="production",
-        BENCH_SERVICE_ALLOWED_HOSTS='["127.0.0.1"]',
+        BENCH_SERVICE_ALLOWED_HOSTS='["127.0.0.1"]',  # production refuses to start without it
         BENCH_SERVICE_ROUTING="lazy",
         PYTHONPATH=str(workdir / "floor"),
     )
@@ -83,7 +94,11 @@ def _run(workdir: Path, kind: str, domains: int) -> Steps:
         text=True,
         check=True,
     )
-    return [(name, value) for name, value in json.loads(completed.stdout.splitlines()[-1])]
+    marks, memory = json.loads(completed.stdout.splitlines()[-1])
+    return [(name, value) for name, value in marks], memory
+
+
+MEMORY = ("rss at ready", "peak rss at the end")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,17 +114,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.workdir is None:
         parser.error("WORKDIR is required")
     configurations = [("floor", 0)] + [("service", int(count)) for count in args.domains.split(",")]
-    samples: dict[tuple[str, int], list[Steps]] = {configuration: [] for configuration in configurations}
+    samples: dict[tuple[str, int], list[tuple[Steps, dict[str, int]]]] = {
+        configuration: [] for configuration in configurations
+    }
     for _ in range(args.runs):
         for kind, domains in configurations:
             samples[(kind, domains)].append(_run(args.workdir, kind, domains))
-    floor_total = statistics.median(sum(value for _, value in run) for run in samples[("floor", 0)])
+    floor_total = statistics.median(sum(value for _, value in run) for run, _ in samples[("floor", 0)])
+    floor_memory = {key: statistics.median(memory[key] for _, memory in samples[("floor", 0)]) for key in MEMORY}
     for (kind, domains), runs in samples.items():
         print(f"\n{kind}" + (f", D={domains}" if kind == "service" else "") + ": CPU ms, median of each step")
-        for index, (name, _) in enumerate(runs[0]):
-            print(f"  {statistics.median(run[index][1] for run in runs) * 1000:7.1f}  {name}")
-        total = statistics.median(sum(value for _, value in run) for run in runs)
+        for index, (name, _) in enumerate(runs[0][0]):
+            print(f"  {statistics.median(run[index][1] for run, _ in runs) * 1000:7.1f}  {name}")
+        total = statistics.median(sum(value for _, value in run) for run, _ in runs)
         print(f"  {total * 1000:7.1f}  total ({total / floor_total:.2f}x the floor)")
+        for key in MEMORY:
+            kib = statistics.median(memory[key] for _, memory in runs)
+            print(f"  {kib / 1024:7.1f}  MiB {key} ({kib / floor_memory[key]:.2f}x the floor)")
     print(f"\nload average at the end: {' / '.join(f'{value:.2f}' for value in os.getloadavg())}")
     return 0
 

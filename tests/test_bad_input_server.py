@@ -529,11 +529,11 @@ FAILING_RESOURCE = f"""
 import sys
 from {PACKAGE} import lifespan
 
-class RefusingClient(lifespan.httpx2.AsyncClient):
+class RefusingClient(lifespan.LazyClient):
     async def __aenter__(self):
         raise ConnectionRefusedError(111, "Connection refused")
 
-lifespan.httpx2.AsyncClient = RefusingClient
+lifespan.LazyClient = RefusingClient
 from {PACKAGE}.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """

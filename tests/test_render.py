@@ -100,6 +100,7 @@ def test_variant_passes_its_own_checks(tmp_path: Path, answers: dict, request: p
     assert (project / "tests" / "domains" / "items").exists() is has_example
     observed = answers.get("opentelemetry", True)
     assert (project / "src" / "acme_orders" / "telemetry.py").exists() is observed
+    assert (project / "src" / "acme_orders" / "http_tracing.py").exists() is observed
     assert (project / "tests" / "telemetry").exists() is observed
     assert ("opentelemetry-sdk" in pyproject) is observed
     assert ("opentelemetry-sdk" in (project / "uv.lock").read_text()) is observed
