@@ -191,7 +191,7 @@ def _importtime_run(workdir: Path, kind: str, domains: int) -> tuple[list[Import
     return parse_importtime(completed.stderr), parse_collections(completed.stderr)
 
 
-def _sample_run(workdir: Path, kind: str, domains: int, py_spy: str, rate: int) -> dict[str, float]:
+def _sample_run(workdir: Path, kind: str, domains: int, py_spy: str, rate: int) -> tuple[dict[str, float], int]:
     child, cwd = _child_command(workdir, kind, domains)
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "samples.txt"
@@ -207,7 +207,9 @@ def _sample_run(workdir: Path, kind: str, domains: int, py_spy: str, rate: int) 
         if completed.returncode != 0 or not output.is_file():
             raise SystemExit(f"py-spy failed for {kind} D={domains} ({completed.returncode}):\n{completed.stderr}")
         roots = [cwd / "src", workdir / "floor"]
-        return samples_by_owner(output.read_text(), roots, rate)
+        # py-spy's own count of the samples it could not read (the child is not paused).
+        errors = re.search(r"Errors: (\d+)", completed.stdout + completed.stderr)
+        return samples_by_owner(output.read_text(), roots, rate), int(errors[1]) if errors else 0
 
 
 def _label(configuration: Configuration) -> str:
@@ -224,8 +226,10 @@ def _table(
     counts: dict[Configuration, dict[str, int]] | None,
     importers: dict[str, frozenset[str]] | None,
     min_ms: float,
+    keep_own: bool = True,
 ) -> list[str]:
-    """Markdown rows: median ms per configuration and the difference to the floor."""
+    """Markdown rows: median ms per configuration and the difference to the floor; rows
+    under ``min_ms`` everywhere are folded into one (the app's own modules too unless ``keep_own``)."""
     configurations = list(per_run)
     floor = configurations[0]
     medians = {
@@ -253,7 +257,7 @@ def _table(
     folded_count = 0
     for name in names:
         values = [medians[configuration].get(name) for configuration in configurations]
-        own = name.split(".", 1)[0] in OWN_PACKAGES
+        own = keep_own and name.split(".", 1)[0] in OWN_PACKAGES
         if not own and max(value or 0.0 for value in values) < min_ms:
             folded_count += 1
             for configuration, value in zip(configurations, values, strict=True):
@@ -329,13 +333,19 @@ def _sample_report(
     workdir: Path, configurations: list[Configuration], runs: int, min_ms: float, py_spy: str, rate: int
 ) -> list[str]:
     samples: dict[Configuration, list[dict[str, float]]] = {configuration: [] for configuration in configurations}
+    errors: dict[Configuration, list[int]] = {configuration: [] for configuration in configurations}
     for _ in range(runs):
         for kind, domains in configurations:
-            samples[(kind, domains)].append(_sample_run(workdir, kind, domains, py_spy, rate))
+            owners, failed = _sample_run(workdir, kind, domains, py_spy, rate)
+            samples[(kind, domains)].append(owners)
+            errors[(kind, domains)].append(failed)
     return [
         f"py-spy samples from process start to ready at {rate} Hz, by owner, median of {runs} interleaved runs (ms)",
         "",
-        *_table(samples, None, None, min_ms),
+        *_table(samples, None, None, min_ms, keep_own=False),
+        "",
+        "Samples py-spy could not read (median per run): "
+        + ", ".join(f"{_label(c)} {statistics.median(counts):.0f}" for c, counts in errors.items()),
     ]
 
 
