@@ -226,6 +226,8 @@ def test_samples_belong_to_the_innermost_package_frame() -> None:
             "get_data (<frozen importlib._bootstrap_external>:1131) 3",
             f"{child};<module> ({site}/typing_extensions.py:10) 2",
             f"{child};run ({stdlib}/asyncio/runners.py:118) 4",
+            # the step's frame innermost: mostly a stack read in part while the child ran
+            f"{child} 3",
             f"<module> ({harness}/import_breakdown.py:40);<module> ({stdlib}/argparse.py:89) 5",
             "<module> (<frozen site>:616);main (<frozen site>:603) 1",
         ]
@@ -236,6 +238,7 @@ def test_samples_belong_to_the_innermost_package_frame() -> None:
         "bench_service.routing": 6.0,
         "typing_extensions": 4.0,
         "the child's steps (its asyncio loop, collections it triggered)": 8.0,
+        "the child's steps, innermost (mostly stacks read in part)": 6.0,
         "before the first step (the child's own imports)": 10.0,
         "interpreter start": 2.0,
     }
