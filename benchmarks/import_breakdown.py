@@ -284,7 +284,8 @@ def _table(
             cells.append(", ".join(f"`{importer}`" for importer in sorted(importers.get(name, ()))))
         lines.append("| " + " | ".join(cells) + " |")
     totals = {c: statistics.median(sum(run.values()) for run in runs) for c, runs in per_run.items()}
-    for label, values in ((f"{folded_count} others under {min_ms} ms each", folded), ("**total**", totals)):
+    others = f"{folded_count} {'other' if folded_count == 1 else 'others'} under {min_ms} ms each"
+    for label, values in ((others, folded), ("**total**", totals)):
         if label.startswith("0 others"):
             continue
         cells = [label]
