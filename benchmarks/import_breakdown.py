@@ -273,7 +273,7 @@ def _table(
             for configuration, value in zip(configurations, values, strict=True):
                 folded[configuration] += value or 0.0
             continue
-        cells = [f"`{name}`"]
+        cells = [name if " " in name else f"`{name}`"]  # a module, or one of the profile's buckets
         for configuration, value in zip(configurations, values, strict=True):
             cells.append(_ms(value))
             if configuration != floor:
