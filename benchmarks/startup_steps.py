@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[tuple[str, int], list[Steps]] = {configuration: [] for configuration in configurations}
     for _ in range(args.runs):
         for kind, domains in configurations:
-            samples[(kind, domains)].append(_run(args.workdir, kind, domains))
+            samples[(kind, domains)].append(_run(args.workdir.resolve(), kind, domains))
     floor_total = statistics.median(sum(value for _, value in run) for run in samples[("floor", 0)])
     for (kind, domains), runs in samples.items():
         print(f"\n{kind}" + (f", D={domains}" if kind == "service" else "") + ": CPU ms, median of each step")
