@@ -56,7 +56,6 @@ def main() -> int:
     app_module = importlib.import_module(f"{package}.app")
     import_ms = (time.perf_counter() - start) * 1000
     manifest = importlib.import_module(f"{package}.routing.manifest")
-    paths = importlib.import_module(f"{package}.routing.paths")
     root = app_module.PACKAGE_ROOT
     directory = manifest.build_directory(root)
     repeat = args.repeat

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import os
 import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,19 @@ def _memory_kib(field: str) -> int:
     raise LookupError(field)
 
 
-def _child(kind: str) -> tuple[Steps, dict[str, int]]:
+def _import(name: str) -> Any:
+    """``import name``, each parent package first, through the import statement's machinery:
+    ``-X importtime`` reports only what goes that way (not ``importlib.import_module``'s
+    own module), and ``import_breakdown.py`` reads it from these same steps."""
+    parts = name.split(".")
+    for end in range(1, len(parts) + 1):
+        __import__(".".join(parts[:end]))
+    return sys.modules[name]
+
+
+def _child(kind: str, on_ready: Callable[[], None] | None = None) -> tuple[Steps, dict[str, int]]:
+    """One cold start step by step; ``on_ready`` is called once the lifespan startup is
+    complete, before the shutdown (``import_breakdown.py`` marks the boundary there)."""
     marks: Steps = [("interpreter start", time.process_time())]
 
     def step(name: str, function: Any) -> Any:
@@ -43,18 +56,18 @@ def _child(kind: str) -> tuple[Steps, dict[str, int]]:
         marks.append((name, time.process_time() - start))
         return result
 
-    step("import fastapi", lambda: importlib.import_module("fastapi"))
-    step("import uvicorn", lambda: importlib.import_module("uvicorn"))
-    step("import pydantic_settings", lambda: importlib.import_module("pydantic_settings"))
+    step("import fastapi", lambda: _import("fastapi"))
+    step("import uvicorn", lambda: _import("uvicorn"))
+    step("import pydantic_settings", lambda: _import("pydantic_settings"))
     memory: dict[str, int] = {}
     if kind == "service":
-        step("import bench_service.settings", lambda: importlib.import_module("bench_service.settings"))
-        step("import bench_service.telemetry", lambda: importlib.import_module("bench_service.telemetry"))
-        module = step("import the rest of bench_service.app", lambda: importlib.import_module("bench_service.app"))
-        settings = step("load_settings()", importlib.import_module("bench_service.settings").load_settings)
+        step("import bench_service.settings", lambda: _import("bench_service.settings"))
+        step("import bench_service.telemetry", lambda: _import("bench_service.telemetry"))
+        module = step("import the rest of bench_service.app", lambda: _import("bench_service.app"))
+        settings = step("load_settings()", _import("bench_service.settings").load_settings)
         app = step("create_app(settings)", lambda: module.create_app(settings))
     else:
-        module = step("import bench_floor.app", lambda: importlib.import_module("bench_floor.app"))
+        module = step("import bench_floor.app", lambda: _import("bench_floor.app"))
         app = step("create_app()", module.create_app)
 
     async def lifespan() -> None:
@@ -67,6 +80,8 @@ def _child(kind: str) -> tuple[Steps, dict[str, int]]:
         await from_app.get()
         marks.append(("lifespan startup", time.process_time() - start))
         memory["rss at ready"] = _memory_kib("VmRSS")
+        if on_ready is not None:
+            on_ready()
         await to_app.put({"type": "lifespan.shutdown"})
         await from_app.get()
         await task
@@ -76,9 +91,8 @@ def _child(kind: str) -> tuple[Steps, dict[str, int]]:
     return marks, memory
 
 
-def _run(workdir: Path, kind: str, domains: int) -> tuple[Steps, dict[str, int]]:
-    service = workdir / f"service-none-d{domains}"
-    # As the harness runs its children: production, and no machine-wide CA override.
+def child_environment(workdir: Path) -> dict[str, str]:
+    """As the harness runs its children: production, and no machine-wide CA override."""
     env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
     env.update(
         BENCH_SERVICE_ENVIRONMENT="production",
@@ -86,10 +100,15 @@ def _run(workdir: Path, kind: str, domains: int) -> tuple[Steps, dict[str, int]]
         BENCH_SERVICE_ROUTING="lazy",
         PYTHONPATH=str(workdir / "floor"),
     )
+    return env
+
+
+def _run(workdir: Path, kind: str, domains: int) -> tuple[Steps, dict[str, int]]:
+    service = workdir / f"service-none-d{domains}"
     completed = subprocess.run(
         [str(service / ".venv" / "bin" / "python"), __file__, "--child", kind],
         cwd=service,
-        env=env,
+        env=child_environment(workdir),
         capture_output=True,
         text=True,
         check=True,
@@ -119,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for _ in range(args.runs):
         for kind, domains in configurations:
-            samples[(kind, domains)].append(_run(args.workdir, kind, domains))
+            samples[(kind, domains)].append(_run(args.workdir.resolve(), kind, domains))
     floor_total = statistics.median(sum(value for _, value in run) for run, _ in samples[("floor", 0)])
     floor_memory = {key: statistics.median(memory[key] for _, memory in samples[("floor", 0)]) for key in MEMORY}
     for (kind, domains), runs in samples.items():

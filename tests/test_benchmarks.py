@@ -20,6 +20,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import DB_FLOOR, DB_LAZY, EAGER, FLOOR, LAZY, LAZYROUTER
+from benchmarks.import_breakdown import (
+    AFTER,
+    BEFORE,
+    STARTUP,
+    by_group,
+    parse_collections,
+    parse_importtime,
+    samples_by_owner,
+)
 from benchmarks.run import run
 
 DOMAINS = 3
@@ -142,3 +151,94 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
     assert len(lines) == 4
     assert all(len(line.get("points", "").split()) == 2 for line in lines)
     assert f"]({chart.name})" in text
+
+
+# Real `-X importtime` output of the service's cold start (benchmarks/import_breakdown.py's
+# child; lines cut from a longer run, nesting kept), with the child's markers.
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       131 |       1024 |   json
+import time:      1379 |      19389 | benchmarks.startup_steps
+import_breakdown: first step
+import time:       112 |        112 |                 idna.idnadata
+import time:        58 |         58 |                 idna.intranges
+import time:       685 |       1054 |               idna.core
+import time:        60 |         60 |               idna.package_data
+import time:       168 |       1282 |             idna
+import time:       862 |        862 |             httpx2._urlparse
+import time:       667 |       2810 |           httpx2._urls
+import time:       554 |      22885 |         httpx2._models
+import time:       104 |        104 | bench_service
+import time:       424 |        424 |   difflib
+import time:      1884 |       2307 | bench_service.settings
+import_breakdown: gc 15150 40329
+import_breakdown: ready
+import time:       435 |        435 |         pydantic.v1.typing
+import time:      1098 |       1532 |       pydantic.v1.errors
+import_breakdown: gc 0 1130
+"""
+
+
+def test_importtime_is_split_at_ready_and_summed_once_per_module() -> None:
+    imports = parse_importtime(IMPORTTIME)
+    assert [entry.name for entry in imports if entry.phase == BEFORE] == ["json", "benchmarks.startup_steps"]
+    assert [entry.name for entry in imports if entry.phase == AFTER] == ["pydantic.v1.typing", "pydantic.v1.errors"]
+    importers = {entry.name: entry.importer for entry in imports}
+    assert importers["json"] == "benchmarks.startup_steps"
+    assert importers["idna.idnadata"] == importers["idna.intranges"] == "idna.core"
+    assert importers["idna.core"] == importers["idna.package_data"] == "idna"
+    assert importers["idna"] == "httpx2._urls"
+    assert importers["difflib"] == "bench_service.settings"
+    assert importers["bench_service.settings"] is None  # a step's own import
+
+    groups = by_group(imports, STARTUP)
+    # Third-party and stdlib modules by top-level package, the service's own one by one.
+    assert set(groups) == {"idna", "httpx2", "bench_service", "bench_service.settings", "difflib"}
+    assert groups["idna"].modules == 5
+    assert groups["idna"].ms == pytest.approx((112 + 58 + 685 + 60 + 168) / 1000)
+    assert groups["idna"].importers == {"httpx2"}  # not idna itself
+    assert groups["httpx2"].modules == 3
+    assert groups["httpx2"].ms == pytest.approx((862 + 667 + 554) / 1000)
+    assert groups["difflib"].importers == {"bench_service.settings"}
+    assert groups["bench_service.settings"].ms == pytest.approx(1.884)
+    # Self times: every module counted once, so the rows add up to the phase's whole.
+    startup_us = sum(entry.self_us for entry in imports if entry.phase == STARTUP)
+    assert sum(group.ms for group in groups.values()) == pytest.approx(startup_us / 1000)
+    assert by_group(imports, AFTER)["pydantic"].modules == 2
+
+    assert parse_collections(IMPORTTIME) == {STARTUP: (15.15, 40.329), AFTER: (0.0, 1.13)}
+
+
+def test_samples_belong_to_the_innermost_package_frame() -> None:
+    service = Path("/srv/work/service-none-d0")
+    site = f"{service}/.venv/lib/python3.11/site-packages"
+    harness = Path(__file__).resolve().parent.parent / "benchmarks"
+    child = f"<module> ({harness}/import_breakdown.py:1);_child ({harness}/startup_steps.py:48)"
+    stdlib = "/usr/lib/python3.11"
+    raw = "\n".join(
+        [
+            # pydantic building the service's settings class (regex work in the stdlib: still pydantic's)
+            f"{child};<module> ({service}/src/bench_service/settings.py:40);"
+            f"__new__ ({site}/pydantic/_internal/_model_construction.py:90);compile ({stdlib}/re/__init__.py:227) 7",
+            # the import system loading a module of the service: the service's module
+            f"{child};<module> ({service}/src/bench_service/routing/__init__.py:3);"
+            "_find_and_load (<frozen importlib._bootstrap>:1176);"
+            "get_data (<frozen importlib._bootstrap_external>:1131) 3",
+            f"{child};<module> ({site}/typing_extensions.py:10) 2",
+            f"{child};run ({stdlib}/asyncio/runners.py:118) 4",
+            # the step's frame innermost: mostly a stack read in part while the child ran
+            f"{child} 3",
+            f"<module> ({harness}/import_breakdown.py:40);<module> ({stdlib}/argparse.py:89) 5",
+            "<module> (<frozen site>:616);main (<frozen site>:603) 1",
+        ]
+    )
+    owners = samples_by_owner(raw, [service / "src"], rate=500)
+    assert owners == {
+        "pydantic": 14.0,
+        "bench_service.routing": 6.0,
+        "typing_extensions": 4.0,
+        "the child's steps (its asyncio loop, collections it triggered)": 8.0,
+        "the child's steps, innermost (mostly stacks read in part)": 6.0,
+        "before the first step (the child's own imports)": 10.0,
+        "interpreter start": 2.0,
+    }
