@@ -16,9 +16,10 @@ file (a fresh checkout, a touched file, a new ``__pycache__`` are not stale).
 A production service routing lazily checks less at startup, so that a thousand domains
 cost what none do: the files outside the domains, and one ``stat`` per domain directory
 (any file added, removed or renamed in a domain moves it). Each domain's own files are
-checked right before the domain is imported, and for every domain just after startup
+checked right before the domain is imported, and for every domain a second after startup
 (``Build.verify_domain``, called by lazy routing), so no changed code is ever served. The
-manifest keeps each domain's routes and files as JSON text, decoded only when needed.
+manifest keeps each domain's routes as JSON text, decoded only when needed, and leaves its
+files to the fingerprint file.
 """
 
 from __future__ import annotations
@@ -342,11 +343,7 @@ def load_build(package_root: Path, *, defer_domains: bool = False) -> Build:
         catalog = Catalog(
             tuple(_domain(entry) for entry in entries), index={entry["name"]: entry["index"] for entry in entries}
         )
-        files = {
-            entry["name"]: DomainFiles(entry["directory"], entry["directories"])
-            for entry in entries
-            if "directory" in entry
-        }
+        files = {entry["name"]: _domain_files(entry) for entry in entries if "directory" in entry}
     except BuildError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -523,6 +520,13 @@ def _taken(recorded: dict[str, Any], directory: str) -> dict[str, Any]:
     for path in taken:
         del recorded[path]
     return taken
+
+
+def _domain_files(entry: dict[str, Any]) -> DomainFiles:
+    files = DomainFiles(entry["directory"], entry["directories"])
+    if not isinstance(files.mtime_ns, int):
+        raise TypeError(f"no time recorded for {files.directory}")
+    return files
 
 
 def _domain(entry: dict[str, Any]) -> DomainSpec:
