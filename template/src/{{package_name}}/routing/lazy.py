@@ -309,7 +309,9 @@ class LazyDomains(BaseRoute):
     async def _refuse_changed_domains(self) -> None:
         """Verify every domain not mounted yet, so that a domain whose files changed since
         the build is reported now (and answered 503 from now on), not at its first request."""
-        await anyio.sleep(VERIFY_AFTER_SECONDS)
+        # asyncio's own sleep: anyio's would import its asyncio backend on the event loop
+        # right at startup (the warm-up thread imports it, off the loop).
+        await asyncio.sleep(VERIFY_AFTER_SECONDS)
         changed = await anyio.to_thread.run_sync(self._changed_domains)
         for name, exc in changed.items():
             if name not in self._mounted:
