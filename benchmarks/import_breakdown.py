@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,13 +78,8 @@ def parse_importtime(stderr: str) -> list[Import]:
     which are indented two spaces deeper: a line's children are the deeper lines just above it.
     """
     rows: list[tuple[str, int, int, int, str]] = []
-    phase = BEFORE
-    for line in stderr.splitlines():
-        if line == START:
-            phase = STARTUP
-        elif line == READY:
-            phase = AFTER
-        elif line.startswith("import time:") and "self [us]" not in line:
+    for phase, line in _phased(stderr):
+        if line.startswith("import time:") and "self [us]" not in line:
             self_us, cumulative_us, name = line.removeprefix("import time:").split("|")
             depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
             rows.append((name.strip(), int(self_us), int(cumulative_us), depth, phase))
@@ -103,16 +98,23 @@ def parse_importtime(stderr: str) -> list[Import]:
 def parse_collections(stderr: str) -> dict[str, tuple[float, float]]:
     """ms in full collections and in all collections, per phase, from the child's lines."""
     found: dict[str, tuple[float, float]] = {}
+    for phase, line in _phased(stderr):
+        if line.startswith(COLLECTIONS + " "):
+            full_us, all_us = line.removeprefix(COLLECTIONS + " ").split()
+            found[phase] = (float(full_us) / 1000, float(all_us) / 1000)
+    return found
+
+
+def _phased(stderr: str) -> Iterator[tuple[str, str]]:
+    """Each line of the child's stderr but its markers, with the phase the markers put it in."""
     phase = BEFORE
     for line in stderr.splitlines():
         if line == START:
             phase = STARTUP
         elif line == READY:
             phase = AFTER
-        elif line.startswith(COLLECTIONS + " "):
-            full_us, all_us = line.removeprefix(COLLECTIONS + " ").split()
-            found[phase] = (float(full_us) / 1000, float(all_us) / 1000)
-    return found
+        else:
+            yield phase, line
 
 
 def group_of(module: str) -> str:
