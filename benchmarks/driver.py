@@ -1,7 +1,7 @@
 """Child side of the benchmark: run with the interpreter of the app under test.
 
 Standard library only (plus the app and, for ``serve``, uvicorn): it must not add imports
-to the process it measures. Two modes, given as a JSON document in argv[1]:
+to the process it measures. Three modes, given as a JSON document in argv[1]:
 
 ``startup``
     import the app module, call its factory, run the ASGI lifespan startup, then print one
@@ -12,6 +12,9 @@ to the process it measures. Two modes, given as a JSON document in argv[1]:
 ``serve``
     the same app under real uvicorn on 127.0.0.1:<port>; the parent polls readiness and
     sends its requests over HTTP.
+``main``
+    ``python -m <module> <argv>``: an app's own command (the service's ``serve``), run here so
+    that it gets the same interpreter setup (recursion limit, path) as the other modes.
 
 Every output line is ``BENCH <json>`` on stdout.
 """
@@ -44,6 +47,7 @@ import importlib  # noqa: E402 - after the clock and the GC hook, on purpose
 import json  # noqa: E402 - after the clock and the GC hook, on purpose
 import os  # noqa: E402 - after the clock and the GC hook, on purpose
 import resource  # noqa: E402 - after the clock and the GC hook, on purpose
+import runpy  # noqa: E402 - after the clock and the GC hook, on purpose
 import statistics  # noqa: E402 - after the clock and the GC hook, on purpose
 import sys  # noqa: E402 - after the clock and the GC hook, on purpose
 from typing import Any  # noqa: E402 - after the clock and the GC hook, on purpose
@@ -276,6 +280,9 @@ def main() -> None:
         sys.path.insert(0, path)
     if spec["mode"] == "serve":
         serve_mode(spec)
+    elif spec["mode"] == "main":
+        sys.argv = [spec["module"], *spec["argv"]]
+        runpy.run_module(spec["module"], run_name="__main__", alter_sys=True)
     else:
         asyncio.run(startup_mode(spec))
     sys.stdout.flush()

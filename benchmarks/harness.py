@@ -99,9 +99,10 @@ class Configuration:
     expected_operations: int = 0
     project: Path | None = None  # the rendered service, for measurements that need it
     floor: str = FLOOR  # the id of the configuration its ratios are against; a floor is its own
-    # Python's arguments to serve it as it ships (the service's image runs its ``serve``
-    # command), the port appended; empty: the driver runs ``target`` under uvicorn.Server.
-    serve_arguments: tuple[str, ...] = ()
+    # The module and arguments that serve it as it ships (``python -m <module> <arguments>
+    # <port>``: the service's image runs its ``serve`` command); empty: the driver runs
+    # ``target`` under uvicorn.Server.
+    serve_command: tuple[str, ...] = ()
 
     @property
     def is_floor(self) -> bool:
@@ -396,13 +397,14 @@ class UvicornSession:
         port = free_port()
         log_path = _log_path(context, config, "uvicorn")
         stderr = log_path.open("wb")
-        if config.serve_arguments:
-            command = [str(config.python), "-I", *config.serve_arguments, str(port)]
+        if config.serve_command:
+            module, *arguments = config.serve_command
+            spec = {"mode": "main", "module": module, "argv": [*arguments, str(port)]}
         else:
-            command = _driver_command(config, context, {"mode": "serve", "port": port})
+            spec = {"mode": "serve", "port": port}
         start = time.perf_counter()
         process = subprocess.Popen(
-            command,
+            _driver_command(config, context, spec),
             cwd=config.cwd,
             env=dict(config.env),
             stdout=subprocess.DEVNULL,
@@ -613,7 +615,7 @@ def configurations(workspace: Workspace, kinds: tuple[str, ...] = ALL_KINDS) -> 
                     expected_operations=count * generator.ENDPOINTS_PER_DOMAIN,
                     project=service.root,
                     floor=spec.floor,
-                    serve_arguments=("-m", PACKAGE, "serve", "--host", "127.0.0.1", "--port"),
+                    serve_command=(PACKAGE, "serve", "--host", "127.0.0.1", "--port"),
                 )
             )
         if LAZYROUTER in kinds and workspace.lazyrouter_python is not None and workspace.lazyrouter_root is not None:
