@@ -18,8 +18,7 @@ cost what none do: the files outside the domains, and one ``stat`` per domain di
 (any file added, removed or renamed in a domain moves it). Each domain's own files are
 checked right before the domain is imported, and for every domain a second after startup
 (``Build.verify_domain``, called by lazy routing), so no changed code is ever served. The
-manifest keeps each domain's routes as JSON text, decoded only when needed, and leaves its
-files to the fingerprint file.
+manifest keeps each domain's routes and files as JSON text, decoded only when needed.
 """
 
 from __future__ import annotations
@@ -103,15 +102,20 @@ class BuildInfo:
 
 @dataclass(frozen=True)
 class DomainFiles:
-    """Where a domain's files are, checked apart from the package's (the files themselves
-    are read from the fingerprint when they are first checked)."""
+    """A domain's files as the build recorded them, checked apart from the package's."""
 
     directory: str  # relative to the package
     directories: Directories  # ``directory`` and every directory under it
+    encoded: str  # the Listing of its files, as JSON text: decoded when first checked
 
     @property
     def mtime_ns(self) -> int:
         return self.directories[self.directory]
+
+    @cached_property
+    def sources(self) -> Listing:
+        sources: Listing = json.loads(self.encoded)
+        return sources
 
 
 @dataclass(frozen=True)
@@ -130,30 +134,21 @@ class Build:
         if files is None:
             return
         package_root = self.directory.parent
-        recorded = self._deferred_files[name]
-        if _unchanged(package_root, recorded, files.directories, self.walked_at_ns):
+        try:
+            sources = files.sources
+        except (ValueError, TypeError) as exc:
+            raise BuildCorrupt(f"the build's files of domain {name!r} are unreadable ({exc})") from None
+        if _unchanged(package_root, sources, files.directories, self.walked_at_ns):
             return
         listing = _listing(package_root, files.directory)
-        if listing == _as_listing(recorded):
+        if listing == sources:
             return
+        # Only now the hashes: of the whole package, a file that is read only on this path.
+        under = f"{files.directory}/"
+        recorded = {path: entry for path, entry in _read_fingerprint(self.directory).items() if path.startswith(under)}
         changed = _changes(package_root, listing, recorded)
         if changed:
             raise BuildStale(f"domain {name!r} changed since the build ({_listed(changed)})")
-
-    @cached_property
-    def _deferred_files(self) -> dict[str, Fingerprint]:
-        """The recorded files of each deferred domain, from the fingerprint (read once)."""
-        owners = {files.directory: name for name, files in self.deferred.items()}
-        depths = {directory.count("/") + 1 for directory in owners}
-        grouped: dict[str, Fingerprint] = {name: {} for name in self.deferred}
-        for path, entry in _read_fingerprint(self.directory).items():
-            parts = path.split("/")
-            for depth in depths:
-                owner = owners.get("/".join(parts[:depth])) if len(parts) > depth else None
-                if owner is not None:
-                    grouped[owner][path] = entry
-                    break
-        return grouped
 
     def read_openapi(self) -> bytes:
         return self._read_openapi()[0]
@@ -238,9 +233,9 @@ def write_build(
         }
         under = _domain_directory(domain)
         if under in directories:
-            # Its files are left to the fingerprint: a production start does not read them.
-            _taken(listing, under)
-            entry.update(directory=under, directories=_taken(directories, under))
+            # As text: a production start reads its directory's time, not its files.
+            files = json.dumps(_taken(listing, under), separators=(",", ":"))
+            entry.update(directory=under, directories=_taken(directories, under), files=files)
         domains.append(entry)
     manifest = {
         **asdict(info),
@@ -523,9 +518,9 @@ def _taken(recorded: dict[str, Any], directory: str) -> dict[str, Any]:
 
 
 def _domain_files(entry: dict[str, Any]) -> DomainFiles:
-    files = DomainFiles(entry["directory"], entry["directories"])
-    if not isinstance(files.mtime_ns, int):
-        raise TypeError(f"no time recorded for {files.directory}")
+    files = DomainFiles(entry["directory"], entry["directories"], entry["files"])
+    if not isinstance(files.mtime_ns, int) or not isinstance(files.encoded, str):
+        raise TypeError(f"no time or files recorded for {files.directory}")
     return files
 
 
