@@ -478,9 +478,14 @@ cold start, floor against service, in a workspace kept with `--workdir`.
     probe) before its first 200.
 - **Per round, for every configuration** (round-robin, the starting configuration rotating
   each round, after one unmeasured warm-up start of each):
-  1. *uvicorn session*: `benchmarks/driver.py serve` builds the app with the
-     configuration's factory and runs `uvicorn.Server` (one worker, h11, access log off)
-     on 127.0.0.1. The parent polls `GET /health/ready` every 2 ms on fresh connections;
+  1. *uvicorn session*: each configuration is served as it ships. The service runs its own
+     `serve` command (`python -m bench_service serve --host 127.0.0.1 --port N`, what its
+     image runs: the CLI, logging set up, the service's `uvicorn.Server` subclass, one
+     worker, h11, access log off), through `benchmarks/driver.py main` so that the recursion
+     limit applies to it as to the others; the floor and fastapi-lazyrouter, which have no
+     command of their own, run under `benchmarks/driver.py serve`, which builds the app with
+     the configuration's factory and runs `uvicorn.Server` with the same options (what
+     `uvicorn module:app` does). The parent polls `GET /health/ready` every 2 ms on fresh connections;
      **cold start = process spawn to the first 200**, which for the service also means the
      lifespan resources are up (readiness is gated on them). Then, over one keep-alive HTTP
      connection: `POST <first domain>` with a nested body (the first request to a cold
