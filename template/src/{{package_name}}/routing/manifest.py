@@ -354,15 +354,20 @@ def load_build(package_root: Path, *, defer_domains: bool = False) -> Build:
             for name in _moved(package_root, files, walked_at_ns):
                 deferred.verify_domain(name)
             return deferred
-    recorded = _read_fingerprint(directory)  # every file, the domains' too
-    for domain in files.values():
-        directories = {**directories, **domain.directories}
-    if not defer_domains and _unchanged(package_root, recorded, directories, walked_at_ns):
+    # Every file and directory, the domains' too; the hashes only if a time moved.
+    recorded, every_directory = dict(sources), dict(directories)
+    try:
+        for domain in files.values():
+            recorded.update(domain.sources)
+            every_directory.update(domain.directories)
+    except (ValueError, TypeError) as exc:
+        raise BuildCorrupt(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
+    if not defer_domains and _unchanged(package_root, recorded, every_directory, walked_at_ns):
         return Build(directory, info, catalog)
     listing = _listing(package_root)
-    if listing == _as_listing(recorded):
+    if listing == recorded:
         return Build(directory, info, catalog)
-    changed = _changes(package_root, listing, recorded)
+    changed = _changes(package_root, listing, _read_fingerprint(directory))
     if changed:
         raise BuildStale(f"the code changed since the build ({_listed(changed)})")
     return Build(directory, info, catalog)
