@@ -107,9 +107,16 @@ def test_production_service_exports_traces_metrics_and_correlated_logs(
         assert {span["resource"]["service.name"] for span in spans} == {SERVICE_NAME}
         assert all(ITEM_ID not in span["name"] and str(item_id) not in span["name"] for span in spans)
 
-        points = receiver.wait_for(
-            lambda: [p for p in receiver.items("metric") if p["name"] == "http.server.request.duration"]
-        )
+        # Exports are periodic and cumulative: wait for one that counts all four requests.
+        def durations() -> list[dict]:
+            points = [p for p in receiver.items("metric") if p["name"] == "http.server.request.duration"]
+            counts: dict[str, int] = {}
+            for point in points:
+                series = json.dumps(point["attributes"], sort_keys=True)
+                counts[series] = max(counts.get(series, 0), point["value"])
+            return points if sum(counts.values()) >= 4 else []
+
+        points = receiver.wait_for(durations)
         labels = json.dumps([point["attributes"] for point in points])
         assert "/items/{item_id}" in labels
         assert ITEM_ID not in labels
