@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path, replace_params
 from starlette.types import Lifespan, Receive, Scope, Send
 
+from ..background import yielding_to_requests
 from .catalog import Catalog, DomainSpec, RouteSpec
 
 logger = logging.getLogger(__name__)
@@ -232,7 +233,8 @@ class LazyDomains(BaseRoute):
         # ``KeyboardInterrupt`` would end the event loop and the whole service with it.
         # A worker thread never receives signals, so either comes from the domain's code.
         try:
-            return self.build_routes(self._domains[name])
+            with yielding_to_requests():
+                return self.build_routes(self._domains[name])
         except BaseException as exc:
             return exc
 
@@ -326,11 +328,12 @@ class LazyDomains(BaseRoute):
 
     def _changed_domains(self) -> dict[str, DomainChanged]:
         changed = {}
-        for name in [name for name in self._domains if name not in self._mounted]:
-            try:
-                self._verify_files(name)
-            except DomainChanged as exc:
-                changed[name] = exc
+        with yielding_to_requests():
+            for name in [name for name in self._domains if name not in self._mounted]:
+                try:
+                    self._verify_files(name)
+                except DomainChanged as exc:
+                    changed[name] = exc
         return changed
 
     def _verify_files(self, name: str) -> None:
