@@ -130,7 +130,8 @@ def main() -> int:
         "prepare_snapshot_ms": prepare_ms,
         "closed_before_snapshot": at_init["http_client"].is_closed,
         "phase": handler.app.state.lifecycle.phase.value,
-        "domains": sorted(name for name in sys.modules if ".domains." in name and name.endswith(".router")),
+        # A copy first: the warm-up thread may be importing while this runs.
+        "domains": sorted(name for name in list(sys.modules) if ".domains." in name and name.endswith(".router")),
     }
     state = random.getstate()
     parent["random_without_reseed"] = [random.random() for _ in range(3)]
