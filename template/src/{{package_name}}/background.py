@@ -3,8 +3,8 @@
 CPython takes the interpreter from a busy thread for one that waits for it only every
 ``sys.getswitchinterval()``: 5 ms by default. While a worker thread imports modules or
 hashes files, each step of a request on the event loop (every wake-up from the selector,
-every answer from the database driver's thread) can then wait up to 5 ms: the first
-readiness check of the database variant took 10-25% longer while the warm-up ran. While
+every answer from the database driver's thread) can then wait up to 5 ms: a first
+readiness check that asks the database took 10-25% longer while the warm-up ran. While
 such work runs, the interval is 0.2 ms; the previous one is put back when the last ends.
 """
 
