@@ -411,7 +411,9 @@ completeness only (every number present, finite and positive), never a time.
 `benchmarks/profile_startup.py` breaks a lazy production start down piece by piece
 (manifest, source walk, catalog, path index, lifespan, heaviest imports) for one rendered
 service; `benchmarks/startup_steps.py WORKDIR` gives the CPU time of each step of a
-cold start, floor against service, in a workspace kept with `--workdir`.
+cold start, floor against service, in a workspace kept with `--workdir`;
+`benchmarks/compare_renders.py BEFORE AFTER` measures two kept builds of one variant and D
+(from two commits of the template) side by side against one floor, in the same rounds.
 
 ### What is measured
 

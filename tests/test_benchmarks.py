@@ -19,6 +19,7 @@ import pytest
 # The harness is a top-level package of the repository, beside tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import compare_renders
 from benchmarks.harness import DB_FLOOR, DB_LAZY, EAGER, FLOOR, LAZY, LAZYROUTER
 from benchmarks.import_breakdown import (
     AFTER,
@@ -60,7 +61,7 @@ WITH_DOMAINS = (
 
 
 @pytest.mark.slow
-def test_harness_measures_every_configuration(tmp_path: Path) -> None:
+def test_harness_measures_every_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "benchmarks.md"
     samples = tmp_path / "samples.json"
     chart = tmp_path / "cold-start.svg"
@@ -151,6 +152,18 @@ def test_harness_measures_every_configuration(tmp_path: Path) -> None:
     assert len(lines) == 4
     assert all(len(line.get("points", "").split()) == 2 for line in lines)
     assert f"]({chart.name})" in text
+
+    # Two builds side by side against the floor (here one build twice): every figure, both ratios.
+    service = tmp_path / "work" / f"service-sqlite-d{DOMAINS}"
+    capsys.readouterr()
+    assert compare_renders.main([str(service), str(service), "--rounds", "1"]) == 0
+    table = capsys.readouterr().out
+    assert f"database=sqlite, D={DOMAINS}, 1 rounds" in table
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and line.endswith("x |")]
+    assert [row[0].lstrip("| ") for row in rows] == list(compare_renders.METRICS.values())
+    for row in rows:
+        ratios = [float(cell.rstrip(" |x")) for cell in row[-2:]]
+        assert all(math.isfinite(ratio) and ratio > 0 for ratio in ratios), row
 
 
 # Real `-X importtime` output of the service's cold start (benchmarks/import_breakdown.py's
